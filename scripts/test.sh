@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets everything up and runs every test and linter: the command CI runs.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k refresh).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# shellcheck disable=SC1091
+. scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --check
+step "cargo clippy (pure core, then with the Python bindings)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features python -- -D warnings
+step "cargo test"
+cargo test
+step "ruff"
+ruff check python tests scripts
+ruff format --check python tests scripts
+step "mypy"
+mypy
+step "pytest"
+pytest "$@"

@@ -1,0 +1,6 @@
+//! The compiled core of `mlflow-descope-auth`.
+//!
+//! This file only wires modules together; the bindings live in `bindings.rs`.
+
+#[cfg(feature = "python")]
+mod bindings;
