@@ -2,5 +2,8 @@
 //!
 //! This file only wires modules together; the bindings live in `bindings.rs`.
 
+pub mod error;
+pub mod levels;
+
 #[cfg(feature = "python")]
 mod bindings;
