@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -50,6 +51,14 @@ def assert_descope_error(response: requests.Response, status: int, code: str) ->
     body = response.json()
     assert set(body) == ERROR_KEYS
     assert body["errorCode"] == code
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -457,6 +466,21 @@ def test_cors_preflight_is_answered_for_json_endpoints(emu):
     assert emu.calls("flow_login") == 0
 
 
+def test_chunked_request_bodies_are_read(emu):
+    emu.create_user("t", tenants={"T1": {}})
+    refresh = emu.login("t")["refreshJwt"]
+
+    response = requests.post(
+        emu.base_url + "/v1/auth/tenant/select",
+        data=iter([b'{"tenant":', b' "T1"}']),
+        headers={"Authorization": f"Bearer {emu.project_id}:{refresh}"},
+        timeout=10,
+    )
+
+    assert response.status_code == 200
+    assert unverified(response.json()["sessionJwt"])["dct"] == "T1"
+
+
 # ---- faults and counters -----------------------------------------------------
 
 
@@ -702,9 +726,17 @@ def test_environment_points_the_plugin_at_the_emulator(emu):
     assert json.dumps(env)
 
 
-def _wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
+def test_unreadable_body_framing_is_a_bad_request(emu):
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as raw:
+        raw.sendall(b"POST /v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        answer = raw.recv(4096).decode()
+
+    assert answer.startswith("HTTP/1.1 400")
+    assert '"errorCode": "E011001"' in answer
+
+
+def test_login_into_a_foreign_tenant_is_refused(emu):
+    with pytest.raises(ValueError, match="not a member"):
+        emu.login("alice", tenant="T404")
+    response = post(emu, "/emulator/flow/f/login", body={"loginId": "alice", "tenant": "T404"})
+    assert_descope_error(response, 403, "E063101")

@@ -383,6 +383,9 @@ class DescopeEmulator:
                 changes[name] = _strings(changes[name], name)
         if "login_id" in changes or "user_id" in changes:
             raise ValueError("login_id and user_id cannot change")
+        for name in ("tenants", "custom_claims"):
+            if changes.get(name) is not None:
+                changes[name] = copy.deepcopy(dict(changes[name]))
         with self._lock:
             updated = replace(self.get_user(user), **changes)
             self._users[updated.login_id] = updated
@@ -428,8 +431,8 @@ class DescopeEmulator:
     def login(self, user: UserRef, *, tenant: Optional[str] = None) -> dict[str, Any]:
         """Sign a user in as a flow would: Descope's token response, refreshJwt included."""
         found = self.get_user(user)
-        if tenant is not None:
-            self._require_member(found, tenant)
+        if tenant is not None and not _is_member(found, tenant):
+            raise ValueError("the user is not a member of this tenant")
         refresh_jwt, expires_at = self._issue_refresh(found, tenant=tenant, ttl=None)
         session_jwt = self._sign_default(self._session_payload(found, tenant=tenant))
         with self._lock:
@@ -674,6 +677,9 @@ class DescopeEmulator:
         """A Descope-shaped error for a bare status (faults, unreadable requests)."""
         if status == 429:
             body = error_body(RATE_LIMIT_CODE, "Rate limit exceeded", "Too many requests")
+        elif status == 400:
+            kind = ERRORS["bad_request"]
+            body = error_body(kind.code, kind.description, "the request could not be read")
         else:
             body = error_body(f"E010{status:03d}", "Emulated failure", f"HTTP {status}")
         return Reply.json(status, body)
@@ -806,6 +812,8 @@ class DescopeEmulator:
             user = self.get_user(login_id)
         except KeyError:
             raise _Refusal("unknown_login_id", "no user with this login id") from None
+        if tenant is not None:
+            self._require_member(user, tenant)
         return Reply.json(200, self.login(user, tenant=tenant))
 
     def _on_health(self, request: Request) -> Reply:
@@ -959,7 +967,7 @@ class DescopeEmulator:
         return body
 
     def _require_member(self, user: User, tenant: str) -> None:
-        if tenant not in (user.tenants or {}):
+        if not _is_member(user, tenant):
             raise _Refusal("tenant_not_member", "the user is not a member of this tenant")
 
     def _issuer_matches(self, issuer: object) -> bool:
@@ -979,6 +987,10 @@ def descope_api_url(project_id: str) -> str:
     if len(project_id) >= 32:
         return f"https://api.{project_id[1:5]}.descope.com"
     return "https://api.descope.com"
+
+
+def _is_member(user: User, tenant: str) -> bool:
+    return tenant in (user.tenants or {})
 
 
 def _check_endpoint(endpoint: str) -> None:

@@ -251,9 +251,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._write(fault_reply(fault, default_status, app.error_reply))
 
     def _read_body(self) -> Optional[bytes]:
-        """The request body; None when its length is missing-but-chunked, bogus or too large."""
+        """The request body; None when its framing is bogus or it is too large."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return None
+            return self._read_chunked()
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -261,6 +261,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if length < 0 or length > MAX_BODY_BYTES:
             return None
         return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> Optional[bytes]:
+        body = b""
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError:
+                return None
+            if size == 0:
+                break
+            if size < 0 or len(body) + size > MAX_BODY_BYTES:
+                return None
+            body += self.rfile.read(size)
+            self.rfile.readline(1024)  # the CRLF after each chunk
+        while self.rfile.readline(1024).strip():  # trailer fields, if any
+            pass
+        return body
 
     def _drain_body(self) -> None:
         if self._read_body() is None:
