@@ -236,7 +236,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers={key.lower(): value for key, value in self.headers.items()},
             body=body,
         )
-        self._write(app.handle(endpoint, request))
+        try:
+            reply = app.handle(endpoint, request)
+        except Exception:
+            # A bug in the emulator: answer 500 rather than a silent dropped connection.
+            logger.exception("Descope emulator failed on %s %s", self.command, url.path)
+            reply = app.error_reply(500)
+        self._write(reply)
 
     def _act_out(self, fault: Fault, release: threading.Event) -> None:
         app = self.server.app
