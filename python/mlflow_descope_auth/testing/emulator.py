@@ -66,8 +66,11 @@ _EXACT_ROUTES: dict[str, tuple[str, str]] = {
 }
 _KEYS_PATH = re.compile(r"/v2/keys/([^/]+)")
 _FLOW_LOGIN_PATH = re.compile(r"/emulator/flow/([^/]+)/login")
-_METHODS = {**{name: method for method, name in _EXACT_ROUTES.values()}, "keys": "GET"}
-_METHODS["flow_login"] = "POST"
+_METHODS = {
+    **{name: method for method, name in _EXACT_ROUTES.values()},
+    "keys": "GET",
+    "flow_login": "POST",
+}
 
 # Claims the emulator sets itself; a user's custom claims cannot replace them
 # (mint_session's extra_claims can, for hostile-token tests).
