@@ -729,7 +729,11 @@ def test_environment_points_the_plugin_at_the_emulator(emu):
 def test_unreadable_body_framing_is_a_bad_request(emu):
     with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as raw:
         raw.sendall(b"POST /v1/auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
-        answer = raw.recv(4096).decode()
+        # The answer closes the connection; its head and body may arrive apart.
+        chunks = []
+        while chunk := raw.recv(4096):
+            chunks.append(chunk)
+        answer = b"".join(chunks).decode()
 
     assert answer.startswith("HTTP/1.1 400")
     assert '"errorCode": "E011001"' in answer
