@@ -176,6 +176,39 @@ pub struct Exchanged {
     epoch: u64,
 }
 
+#[cfg(test)]
+impl Refreshed {
+    pub(crate) fn for_tests(
+        session: Arc<Session>,
+        session_jwt: &str,
+        refresh_jwt: Option<&str>,
+        extra: &Value,
+    ) -> Self {
+        Self {
+            session_jwt: session_jwt.to_owned(),
+            refresh_jwt: refresh_jwt.map(str::to_owned),
+            refresh_claims: session.claims.raw.clone(),
+            refresh_expires_at: None,
+            extra: extra.as_object().cloned().unwrap_or_default(),
+            session,
+            epoch: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Exchanged {
+    pub(crate) fn for_tests(session: Arc<Session>, session_jwt: &str) -> Self {
+        Self {
+            key_id: session.claims.user_id.clone(),
+            session_jwt: session_jwt.to_owned(),
+            expiration: session.claims.expires_at,
+            session,
+            epoch: 0,
+        }
+    }
+}
+
 /// Counters for tests and monitoring.
 #[derive(Debug, Clone, Copy)]
 pub struct Stats {
@@ -223,13 +256,25 @@ impl Core {
     /// # Errors
     /// [`Error::Config`] naming the first invalid setting.
     pub fn new(settings: Settings) -> Result<Self> {
+        Self::with_key_source(settings, None)
+    }
+
+    /// Builds a core whose key sets come from `source` instead of Descope
+    /// (benchmarks, tests); every other call still goes to `base_url`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first invalid setting.
+    pub fn with_key_source(
+        settings: Settings,
+        source: Option<Arc<dyn KeySetSource>>,
+    ) -> Result<Self> {
         settings.check()?;
         let descope = Arc::new(Descope::new(
             &settings.base_url,
             &settings.project_id,
             settings.http_timeout,
         ));
-        let source: Arc<dyn KeySetSource> = descope.clone();
+        let source: Arc<dyn KeySetSource> = source.unwrap_or_else(|| descope.clone());
         Ok(Self {
             rules: Rules {
                 project_id: settings.project_id.clone(),
@@ -390,7 +435,7 @@ impl Core {
         }
         let refusal = self.settings.access_key_refusal;
         let exchanged = self.access_keys.get_or_run(key, fresh, || {
-            let outcome = self.exchange(credential);
+            let outcome = self.exchange(credential, None);
             let keep = match &outcome {
                 Ok(exchanged) => {
                     let exp = exchanged.session.claims.expires_at;
@@ -412,14 +457,24 @@ impl Core {
     ///
     /// # Errors
     /// [`Error::AccessKeyRefused`], [`Error::Unavailable`], [`Error::RateLimited`].
-    pub fn exchange_access_key(&self, access_key: &str) -> Result<Arc<Exchanged>> {
+    pub fn exchange_access_key(
+        &self,
+        access_key: &str,
+        login_options: Option<&Map<String, Value>>,
+    ) -> Result<Arc<Exchanged>> {
         check_access_key(access_key)?;
-        self.exchange(access_key)
+        self.exchange(access_key, login_options)
     }
 
-    fn exchange(&self, access_key: &str) -> Result<Arc<Exchanged>> {
+    fn exchange(
+        &self,
+        access_key: &str,
+        login_options: Option<&Map<String, Value>>,
+    ) -> Result<Arc<Exchanged>> {
         let epoch = self.keys.epoch();
-        let answer = self.descope.exchange_access_key(access_key)?;
+        let answer = self
+            .descope
+            .exchange_access_key(access_key, login_options)?;
         let session = self
             .verify_session(&answer.session_jwt, true, true)
             .map_err(|error| issued_token_error(&error))?;

@@ -150,12 +150,17 @@ impl Descope {
         read_json(reply)
     }
 
-    /// `POST /v1/auth/accesskey/exchange` with the access key.
+    /// `POST /v1/auth/accesskey/exchange` with the access key, and the SDK's
+    /// login options (`customClaims`, `selectedTenant`) when given.
     ///
     /// # Errors
     /// [`Error::AccessKeyRefused`], [`Error::RateLimited`] or [`Error::Unavailable`].
-    pub fn exchange_access_key(&self, access_key: &str) -> Result<ExchangeResponse> {
-        let body = json!({ "loginOptions": {} });
+    pub fn exchange_access_key(
+        &self,
+        access_key: &str,
+        login_options: Option<&Map<String, Value>>,
+    ) -> Result<ExchangeResponse> {
+        let body = json!({ "loginOptions": login_options.cloned().unwrap_or_default() });
         let path = "/v1/auth/accesskey/exchange";
         let reply = self.post(path, access_key, &body, Refusal::AccessKey)?;
         let mut document = read_object(reply)?;
@@ -419,7 +424,7 @@ mod tests {
     fn refused_access_key_is_access_key_refused() {
         let server = StubServer::start(vec![Reply::json(401, "{}")]);
         let error = client(&server, 2000)
-            .exchange_access_key("K2secret")
+            .exchange_access_key("K2secret", None)
             .unwrap_err();
         assert_eq!(error, Error::AccessKeyRefused);
         let request = &server.requests()[0];
@@ -436,7 +441,7 @@ mod tests {
         let body = r#"{"keyId": "K2id", "sessionJwt": "a.b.c", "expiration": 1900000000}"#;
         let server = StubServer::start(vec![Reply::json(200, body)]);
         let answer = client(&server, 2000)
-            .exchange_access_key("K2secret")
+            .exchange_access_key("K2secret", None)
             .unwrap();
         assert_eq!(
             (answer.key_id.as_str(), answer.expiration),
@@ -461,7 +466,7 @@ mod tests {
         let server = StubServer::start(vec![reply]);
 
         let error = client(&server, 2000)
-            .exchange_access_key("K2secret")
+            .exchange_access_key("K2secret", None)
             .unwrap_err();
 
         assert_eq!(error, Error::RateLimited { retry_after: 7 });
