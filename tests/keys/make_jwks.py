@@ -27,14 +27,27 @@ def jwk(path: str, kid: str, alg: str) -> dict[str, str]:
     if isinstance(key, rsa.RSAPrivateKey):
         numbers = key.public_key().public_numbers()
         n_len = (numbers.n.bit_length() + 7) // 8
-        return {"kty": "RSA", "kid": kid, "alg": alg, "use": "sig",
-                "n": b64(numbers.n, n_len), "e": b64(numbers.e, 3)}
+        return {
+            "kty": "RSA",
+            "kid": kid,
+            "alg": alg,
+            "use": "sig",
+            "n": b64(numbers.n, n_len),
+            "e": b64(numbers.e, 3),
+        }
     assert isinstance(key, ec.EllipticCurvePrivateKey)
     point = key.public_key().public_numbers()
     size = (key.curve.key_size + 7) // 8
     crv = {"secp256r1": "P-256", "secp384r1": "P-384"}[key.curve.name]
-    return {"kty": "EC", "kid": kid, "alg": alg, "use": "sig", "crv": crv,
-            "x": b64(point.x, size), "y": b64(point.y, size)}
+    return {
+        "kty": "EC",
+        "kid": kid,
+        "alg": alg,
+        "use": "sig",
+        "crv": crv,
+        "x": b64(point.x, size),
+        "y": b64(point.y, size),
+    }
 
 
 Path("jwks.json").write_text(json.dumps({"keys": [jwk(*k) for k in KEYS]}, indent=2) + "\n")
