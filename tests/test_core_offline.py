@@ -129,6 +129,10 @@ def test_implausible_access_keys_are_refused_locally(core: _core.Core) -> None:
     for bad in ["has space", "x" * 2000, "tab\tkey", "ключ"]:
         with pytest.raises(InvalidTokenError, match="malformed credential"):
             core.authenticate(bad)
+    # Anything with a dot is a (broken) JWT, never an access key.
+    for dotted in ["x.y.z=", "...", "a.b"]:
+        with pytest.raises(InvalidTokenError, match="malformed"):
+            core.authenticate(dotted)
     assert core.stats()["access_key_exchanges"] == 0
 
 
