@@ -145,7 +145,7 @@ impl<V: Clone> SessionCache<V> {
             cost,
         };
         if let Some(old) = shard.map.insert(token.into(), entry) {
-            shard.bytes -= old.cost;
+            shard.bytes = shard.bytes.saturating_sub(old.cost);
         }
         shard.bytes += cost;
     }
@@ -176,14 +176,14 @@ impl<V> Shard<V> {
             }
             keep
         });
-        self.bytes -= freed;
+        self.bytes = self.bytes.saturating_sub(freed);
         // Still full: drop arbitrary entries (the hasher is randomly seeded).
         while self.map.len() >= max_entries.max(1) || self.bytes > byte_budget {
             let Some(token) = self.map.keys().next().cloned() else {
                 break;
             };
             if let Some(entry) = self.map.remove(&token) {
-                self.bytes -= entry.cost;
+                self.bytes = self.bytes.saturating_sub(entry.cost);
             }
         }
     }

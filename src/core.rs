@@ -110,6 +110,13 @@ impl Settings {
                 "http_timeout_seconds must be more than 0 and at most 600".to_owned(),
             ));
         }
+        let day = Duration::from_secs(86_400);
+        if self.key_refetch_cooldown > day || self.access_key_refusal > day {
+            return Err(Error::Config(
+                "key_refetch_cooldown_seconds and access_key_refusal_seconds must be at most 86400"
+                    .to_owned(),
+            ));
+        }
         if self.username_claim.is_empty() {
             return Err(Error::Config("username_claim must not be empty".to_owned()));
         }
@@ -244,10 +251,18 @@ pub fn now_unix() -> i64 {
         })
 }
 
-/// The monotonic instant at which unix time `at` arrives.
+/// Longest time anything is remembered, whatever a token's `exp` says.
+const MAX_MEMORY: Duration = Duration::from_secs(86_400);
+
+/// The monotonic instant at which unix time `at` arrives (at most a day on).
 fn instant_at(at: i64) -> Instant {
     let ahead = u64::try_from(at.saturating_sub(now_unix())).unwrap_or(0);
-    Instant::now() + Duration::from_secs(ahead)
+    later(Duration::from_secs(ahead))
+}
+
+/// Now plus `wait`, capped at [`MAX_MEMORY`] so it cannot overflow.
+fn later(wait: Duration) -> Instant {
+    Instant::now() + wait.min(MAX_MEMORY)
 }
 
 impl Core {
@@ -445,8 +460,8 @@ impl Core {
                         exp - ACCESS_KEY_MARGIN_SECONDS.min(lifetime / 2),
                     ))
                 }
-                Err(Error::AccessKeyRefused) => Some(Instant::now() + refusal),
-                Err(_) => Some(Instant::now() + FAILURE_MEMORY),
+                Err(Error::AccessKeyRefused) => Some(later(refusal)),
+                Err(_) => Some(later(FAILURE_MEMORY)),
             };
             (outcome, keep)
         })?;
@@ -510,7 +525,7 @@ impl Core {
                 .and_then(|answer| self.refreshed(answer, refresh_token, &presented));
             let keep = match &outcome {
                 Ok(refreshed) => Some(instant_at(refreshed.session.claims.expires_at)),
-                Err(_) => Some(Instant::now() + FAILURE_MEMORY),
+                Err(_) => Some(later(FAILURE_MEMORY)),
             };
             (outcome, keep)
         })
@@ -678,6 +693,13 @@ mod tests {
         claims["drn"] = "DSR".into();
         claims["exp"] = (now_unix() + 86400).into();
         testkit::rs256(&claims)
+    }
+
+    #[test]
+    fn far_future_exp_is_remembered_for_at_most_a_day() {
+        let until = instant_at(i64::MAX);
+        assert!(until <= Instant::now() + MAX_MEMORY);
+        assert!(instant_at(0) <= Instant::now());
     }
 
     #[test]
