@@ -3,6 +3,8 @@ shapes), argument checks, and the shared client following set_config."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -92,3 +94,14 @@ def test_shared_client_is_rebuilt_when_the_config_changes() -> None:
         assert second.core.project_id == "P2Other"
     finally:
         reset_config()
+
+
+def test_package_import_is_cheap() -> None:
+    probe = (
+        "import sys, mlflow_descope_auth; "
+        "print(sorted(m for m in ('mlflow', 'flask', 'starlette', 'dotenv') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

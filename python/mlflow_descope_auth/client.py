@@ -23,9 +23,12 @@ Where the SDK is lax, this client is strict:
 - a refresh token is verified locally before it is sent to Descope.
 
 Other differences: ``logout`` and ``logout_all`` return ``None`` (the SDK
-returns the HTTP response); odd claim shapes are passed through in the result
-dicts as the SDK does, but the permission helpers read a lone string as a
-one-element list and never iterate it per character.
+returns the HTTP response); ``validate_and_refresh_session`` refreshes only
+when the session itself is refused (an ``AuthenticationError``), not when
+Descope is unavailable (the SDK retries on any error); odd claim shapes are
+passed through in the result dicts as the SDK does, but the permission
+helpers read a lone string as a one-element list and never iterate it per
+character.
 """
 
 from __future__ import annotations
