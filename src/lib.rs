@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod levels;
+pub mod routes;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -1,8 +1,9 @@
 """Type stub for the compiled core (Rust, PyO3).
 
 Levels are the strings "NO_PERMISSIONS", "READ", "EDIT", "MANAGE"; route
-levels add "PUBLIC". Errors arrive as the classes of
-`mlflow_descope_auth.exceptions`.
+levels are "PUBLIC" (no credential), "AUTHENTICATED" (any valid identity,
+even one with NO_PERMISSIONS), "READ", "EDIT" and "MANAGE". Errors arrive as
+the classes of `mlflow_descope_auth.exceptions`.
 """
 
 from collections.abc import Sequence
@@ -88,13 +89,27 @@ class Decision:
 
 @final
 class RouteTable:
+    """Which level a (method, path) needs; see docs/routes.md."""
+
     def __init__(
-        self, routes: Sequence[tuple[str, str, str, str]], *, static_prefix: str = ""
+        self,
+        routes: Sequence[tuple[str, str, str, str]],
+        *,
+        static_prefix: str = "",
+        first_match: Sequence[tuple[str, str, str, str]] = (),
     ) -> None:
-        """routes: (method, pattern, level, name); patterns use Flask `<x>`,
-        `<path:x>` or FastAPI `{x}`, `{x:path}` placeholders."""
+        """Entries are (method, pattern, level, name): method an HTTP method or
+        "*", pattern relative to `static_prefix` with Flask `<x>`, `<string:x>`,
+        `<path:x>` or FastAPI `{x}`, `{x:str}`, `{x:path}` placeholders (`""`
+        is the bare prefix), level one of PUBLIC, AUTHENTICATED, READ, EDIT,
+        MANAGE. `first_match` entries (FastAPI's native routes) are tried
+        first, in order, the first that fits winning; `routes` (Flask rules)
+        are matched the way Werkzeug does, and exact ties take the strictest
+        level. Raises ValueError naming a bad entry or prefix."""
     def lookup(self, method: str, path: str) -> tuple[str, str]:
-        """(level, route name); an unknown route is ("MANAGE", "<unknown>")."""
+        """(level, route name) for the decoded path the server routes on; HEAD
+        counts as GET; unknown routes and paths outside the static prefix are
+        ("MANAGE", "<unknown>")."""
     def __len__(self) -> int: ...
 
 @final
