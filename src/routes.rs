@@ -41,9 +41,12 @@
 //!
 //! The method is compared without regard to case, `HEAD` counts as `GET`, and
 //! `*` in the table stands for any method. The static prefix is stripped; a
-//! path outside it is unknown. The path must be the one the router matches:
-//! percent-decoded, without the query string, nothing else normalised (no dot
-//! segments removed, no slashes merged). A lookup allocates nothing.
+//! path outside it is unknown. The path must be the one the server routes on
+//! (ASGI `scope["path"]`, WSGI `PATH_INFO`): percent-decoded, without the query
+//! string, nothing else normalised (no dot segments removed, no slashes
+//! merged). The table applies the one normalisation a router does itself:
+//! Werkzeug collapses leading slashes, so the most-specific tier does too. A
+//! lookup allocates nothing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -228,14 +231,13 @@ impl RouteTable {
         } else {
             method
         };
-        let Some(path) = self.strip_prefix(path) else {
-            return UNKNOWN;
-        };
-
         let found = self
-            .first
-            .find(method, path)
-            .or_else(|| self.specific.find(method, path));
+            .strip_prefix(path)
+            .and_then(|path| self.first.find(method, path))
+            .or_else(|| {
+                let path = self.strip_prefix(werkzeug_path(path))?;
+                self.specific.find(method, path)
+            });
         match found {
             Some(endpoint) => Route {
                 requirement: endpoint.requirement,
@@ -290,6 +292,18 @@ impl RouteTable {
         let rest = path.strip_prefix(&*self.prefix)?;
         (self.prefix.is_empty() || rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
+}
+
+/// The path as Werkzeug matches it: it collapses leading slashes into one
+/// (`MapAdapter.match` does `"/" + path.lstrip("/")`), so `//api/...` reaches
+/// the Flask rule for `/api/...`. Starlette does not; the first-match tier
+/// sees the path as it is.
+fn werkzeug_path(path: &str) -> &str {
+    let rest = path.trim_start_matches('/');
+    if rest.len() == path.len() {
+        return path;
+    }
+    &path[path.len() - rest.len() - 1..]
 }
 
 const UNKNOWN: Route<'static> = Route {
@@ -1364,7 +1378,41 @@ mod tests {
         assert_eq!(name(&table, "POST", "/ajax-api/3.0/jobs/"), "submit_job");
         assert_eq!(name(&table, "POST", "/ajax-api/3.0/jobs"), UNKNOWN_ROUTE);
         assert_eq!(name(&table, "GET", "/"), "serve");
-        assert_eq!(name(&table, "GET", "//"), UNKNOWN_ROUTE);
+        assert_eq!(name(&table, "POST", "/ajax-api/3.0/jobs//"), UNKNOWN_ROUTE);
+    }
+
+    #[test]
+    fn leading_slashes_collapse_for_flask_rules_only() {
+        let table = RouteTable::new(
+            &[spec("GET", "/native", READ, "native")],
+            &[
+                spec("GET", "/api/2.0/mlflow/runs/get", READ, "GetRun"),
+                spec("GET", "/", Requirement::Authenticated, "serve"),
+            ],
+            "",
+        )
+        .unwrap();
+
+        assert_eq!(name(&table, "GET", "//api/2.0/mlflow/runs/get"), "GetRun");
+        assert_eq!(name(&table, "GET", "///"), "serve");
+        assert_eq!(name(&table, "GET", "//native"), UNKNOWN_ROUTE);
+        assert_eq!(
+            name(&table, "GET", "/api/2.0//mlflow/runs/get"),
+            UNKNOWN_ROUTE
+        );
+    }
+
+    #[test]
+    fn leading_slashes_collapse_before_the_prefix_is_stripped() {
+        let table = RouteTable::new(
+            &[],
+            &[spec("GET", "/health", Requirement::Public, "health")],
+            "/mlflow",
+        )
+        .unwrap();
+
+        assert_eq!(name(&table, "GET", "//mlflow/health"), "health");
+        assert_eq!(name(&table, "GET", "/mlflow//health"), UNKNOWN_ROUTE);
     }
 
     #[test]
