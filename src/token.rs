@@ -475,6 +475,39 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_unknown_header_member_is_skipped_without_overflowing_the_stack() {
+        // Raised by the verify_signed fuzz target: unknown header members are
+        // skipped (serde's `IgnoredAny`) without serde_json's recursion limit,
+        // so a 200-deep member passes where a `Value` would refuse it. The
+        // header is read before the signature, so anyone can send one: pin
+        // that a header deeper than a 16 KiB token can hold is skipped without
+        // exhausting even a small thread stack.
+        let depth = 12_000;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let header = format!(r#"{{"alg":"RS256","kid":"test-rsa-1","x":{deep}}}"#);
+        let claims = serde_json::to_vec(&payload(NOW, &json!({}))).unwrap();
+        let token = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        let rules = Rules {
+            max_token_bytes: 1 << 20,
+            ..rules()
+        };
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || verify(&token, TokenKind::Session, &rules, &Keys::all(), NOW, true))
+            .unwrap()
+            .join()
+            .expect("verification must not overflow a 256 KiB stack");
+        assert_eq!(
+            outcome.unwrap_err(),
+            Error::invalid("signature does not verify")
+        );
+    }
+
+    #[test]
     fn payload_that_is_not_an_object_fails() {
         let header = json!({"alg": "RS256", "kid": "test-rsa-1"});
         let token = testkit::sign_bytes(
