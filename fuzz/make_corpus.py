@@ -186,6 +186,8 @@ def signed_cases() -> list[tuple[str, int, bool, bytes | dict[str, Any], bytes |
         ("header-alg-lower", 2, False, header(2, alg="es256"), claims()),
         ("header-alg-list", 2, False, header(2, alg=["ES256"]), claims()),
         ("header-not-object", 2, False, b'["ES256"]', claims()),
+        # Found by verify_signed: a byte that is not UTF-8 in a skipped member.
+        ("header-not-utf8", 3, False, b'{"alg":"ES384","kid":"test-ec-384","typ":"J\x80WT"}', claims()),
         ("header-deep", 2, False, compact({"alg": "ES256", "kid": "test-ec-256", "x": nested(200)}), claims()),
     ]
 

@@ -79,9 +79,14 @@ pub fn verify(
         return Err(Error::invalid("malformed token (expected three segments)"));
     };
 
+    // JSON text is UTF-8 (RFC 8259); serde_json checks that only in strings it
+    // keeps, so check it for the members `Header` skips too.
     let header_json = decode_segment(header_b64, "malformed header")?;
+    let Ok(header_text) = std::str::from_utf8(&header_json) else {
+        return Err(Error::invalid("malformed header"));
+    };
     let header: Header<'_> =
-        serde_json::from_slice(&header_json).map_err(|_| Error::invalid("malformed header"))?;
+        serde_json::from_str(header_text).map_err(|_| Error::invalid("malformed header"))?;
 
     let Some(alg) = header.alg.as_deref() else {
         return Err(Error::invalid("missing algorithm (alg)"));
@@ -504,6 +509,29 @@ mod tests {
         assert_eq!(
             outcome.unwrap_err(),
             Error::invalid("signature does not verify")
+        );
+    }
+
+    #[test]
+    fn header_that_is_not_utf8_fails() {
+        // Found by the verify_signed fuzz target: a validly signed token whose
+        // header held the byte 0x80 inside a skipped member ("typ") passed.
+        let claims = serde_json::to_vec(&payload(NOW, &json!({}))).unwrap();
+        let header = b"{\"alg\":\"RS256\",\"kid\":\"test-rsa-1\",\"typ\":\"J\x80WT\"}";
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &testkit::rsa_key(),
+            jsonwebtoken::Algorithm::RS256,
+        )
+        .unwrap();
+        assert_eq!(
+            reason(&format!("{message}.{signature}")),
+            "malformed header"
         );
     }
 
