@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import shutil
 from pathlib import Path
@@ -64,7 +65,8 @@ def load_signers() -> list[Callable[[bytes], bytes]]:
         def sign(message: bytes, key: Any = key, digest: Any = digest, size: int = size) -> bytes:
             if isinstance(key, rsa.RSAPrivateKey):
                 return key.sign(message, padding.PKCS1v15(), digest())
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise TypeError("a test key is neither RSA nor EC")
             r, s = decode_dss_signature(key.sign(message, ec.ECDSA(digest())))
             return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
@@ -133,8 +135,20 @@ def signed_cases() -> list[tuple[str, int, bool, bytes | dict[str, Any], bytes |
         ("exp-exponent", 2, False, header(2), claims(exp=4e9, nbf=-1e300)),
         ("exp-missing", 2, False, header(2), {k: v for k, v in claims().items() if k != "exp"}),
         ("iss-project-id", 2, False, header(2), claims(iss=PROJECT)),
-        ("iss-region-host", 2, False, header(2), claims(iss=f"https://api.euc1.descope.com/{PROJECT}")),
-        ("iss-look-alike", 2, False, header(2), claims(iss=f"https://api.descope.com/{PROJECT}EVIL")),
+        (
+            "iss-region-host",
+            2,
+            False,
+            header(2),
+            claims(iss=f"https://api.euc1.descope.com/{PROJECT}"),
+        ),
+        (
+            "iss-look-alike",
+            2,
+            False,
+            header(2),
+            claims(iss=f"https://api.descope.com/{PROJECT}EVIL"),
+        ),
         ("iss-query", 2, False, header(2), claims(iss=f"https://x/{PROJECT}?a=1")),
         ("iss-list", 2, False, header(2), claims(iss=[ISS])),
         (
@@ -167,7 +181,13 @@ def signed_cases() -> list[tuple[str, int, bool, bytes | dict[str, Any], bytes |
         ("roles-string", 2, False, header(2), claims(roles="mlflow-manager")),
         ("roles-odd", 2, False, header(2), claims(roles=[1, None, ["admin"], {"a": "admin"}])),
         ("permissions-write", 2, False, header(2), claims(permissions="mlflow:write")),
-        ("unicode", 2, False, header(2), claims(sub="U2ünï©ødé😀", name="名前", roles=["mlflow-éditor"])),
+        (
+            "unicode",
+            2,
+            False,
+            header(2),
+            claims(sub="U2ünï©ødé😀", name="名前", roles=["mlflow-éditor"]),
+        ),
         ("numbers-as-strings", 2, False, header(2), claims(iat=str(IAT), nbf="0", exp=str(EXP))),
         ("username-number", 2, False, header(2), claims(email=12345)),
         ("no-subject", 2, False, header(2), claims(sub="", dsub=None)),
@@ -187,8 +207,20 @@ def signed_cases() -> list[tuple[str, int, bool, bytes | dict[str, Any], bytes |
         ("header-alg-list", 2, False, header(2, alg=["ES256"]), claims()),
         ("header-not-object", 2, False, b'["ES256"]', claims()),
         # Found by verify_signed: a byte that is not UTF-8 in a skipped member.
-        ("header-not-utf8", 3, False, b'{"alg":"ES384","kid":"test-ec-384","typ":"J\x80WT"}', claims()),
-        ("header-deep", 2, False, compact({"alg": "ES256", "kid": "test-ec-256", "x": nested(200)}), claims()),
+        (
+            "header-not-utf8",
+            3,
+            False,
+            b'{"alg":"ES384","kid":"test-ec-384","typ":"J\x80WT"}',
+            claims(),
+        ),
+        (
+            "header-deep",
+            2,
+            False,
+            compact({"alg": "ES256", "kid": "test-ec-256", "x": nested(200)}),
+            claims(),
+        ),
     ]
 
 
@@ -202,9 +234,9 @@ def verify_token_cases() -> dict[str, bytes]:
     head, _, body = message.partition(".")
     pem = (KEYS / "rsa2048.pub.pem").read_bytes()
     hs256_message = f"{b64(compact(header(0, alg='HS256')))}.{body}"
-    import hmac
-
     hs256 = hmac.new(pem, hs256_message.encode(), hashlib.sha256).digest()
+    forged = b64(compact(claims(roles=["admin"])))
+    filler = "A" * (16384 - len(head) - len(signature) - 2)
     seeds.update(
         {
             "alg-none": f"{b64(compact({'alg': 'none', 'kid': 'test-rsa-1'}))}.{body}.".encode(),
@@ -220,13 +252,13 @@ def verify_token_cases() -> dict[str, bytes]:
             "padded-base64": f"{head}=.{body}.{signature}".encode(),
             "standard-base64-alphabet": good.replace("-", "+").replace("_", "/").encode(),
             "whitespace": f" {good}\n".encode(),
-            "tampered-payload": f"{head}.{b64(compact(claims(roles=['admin'])))}.{signature}".encode(),
+            "tampered-payload": f"{head}.{forged}.{signature}".encode(),
             "signature-not-base64": f"{message}.!!!".encode(),
             "access-key-shape": b"K2fuzzaccesskeyid:secretpart",
             "bearer-prefix": f"Bearer {good}".encode(),
             "invalid-utf8": b"\xff\xfe." + body.encode() + b".\xc0\xaf",
             "just-over-limit": ("a" * 16385).encode(),
-            "at-limit": f"{head}.{'A' * (16384 - len(head) - len(signature) - 2)}.{signature}".encode(),
+            "at-limit": f"{head}.{filler}.{signature}".encode(),
         }
     )
     return seeds
@@ -245,7 +277,11 @@ def verify_signed_cases() -> dict[str, bytes]:
 def claims_and_levels_cases() -> dict[str, bytes]:
     seeds = {}
     # bits: 0-1 default level, 2-3 tenant (0/1 none, 2 T1, 3 T2); more: admin-role mask.
-    policies = {"read-default": (0b0001, 0b11), "tenant-t1": (0b1001, 0b11), "odd-admins": (0b0000, 0b111100)}
+    policies = {
+        "read-default": (0b0001, 0b11),
+        "tenant-t1": (0b1001, 0b11),
+        "odd-admins": (0b0000, 0b111100),
+    }
     for name, _key, _refresh, _head, body in signed_cases():
         if isinstance(body, bytes):
             continue
