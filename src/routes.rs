@@ -227,7 +227,7 @@ impl RouteTable {
         }
         for spec in most_specific {
             let (pieces, endpoint) = table.compile(spec)?;
-            table.specific.insert(spec.pattern, &pieces, endpoint);
+            table.specific.insert(&pieces, endpoint);
         }
         table.specific.sort_by_weight();
         table.resolved = table.resolve_static(first_match.iter().chain(most_specific));
@@ -379,10 +379,10 @@ fn werkzeug_path(path: &str) -> &str {
 }
 
 /// How much placeholder matching one lookup may do, in bytes looked at. A
-/// real request needs a few hundred (a 16 KiB artifact path some tens of
-/// thousands); a crafted path that would make the backtracking quadratic runs
-/// out, and the lookup fails closed: MANAGE.
-const MATCH_BUDGET: usize = 1 << 18;
+/// real request needs a few hundred (a 16 KiB artifact path, the most uvicorn
+/// accepts, about 16 KiB); a crafted path that would make the backtracking
+/// quadratic runs out, and the lookup fails closed: MANAGE.
+const MATCH_BUDGET: usize = 1 << 16;
 
 /// The matching work left to one lookup.
 struct Budget(Cell<usize>);
@@ -672,25 +672,26 @@ fn matches(
     let Some((shortest, longest)) = param_span(param, text) else {
         return Ok(false);
     };
-    // Before a literal, only a stop where that literal starts can succeed.
-    if let Some(Piece::Literal(literal)) = rest.first() {
-        let mut from = shortest;
-        while let Some(tail) = text.get(from..) {
-            let Some(found) = tail.find(&**literal) else {
-                budget.spend(tail.len())?;
-                return Ok(false);
-            };
-            budget.spend(found + literal.len())?;
-            let stop = from + found;
-            if stop > longest {
-                return Ok(false);
+    match rest.first() {
+        // Last piece: it takes all it may, and the end must follow.
+        None => return Ok(end.accepts(&text[longest..])),
+        // Before a literal, only a stop where that literal starts can succeed.
+        Some(Piece::Literal(literal)) => {
+            let mut from = shortest;
+            while from <= longest {
+                let Some(found) = find_literal(&text[from..], literal, longest - from, budget)?
+                else {
+                    return Ok(false);
+                };
+                let stop = from + found;
+                if matches(rest, &text[stop..], end, budget)? {
+                    return Ok(true);
+                }
+                from = stop + first_char_len(&text[stop..]).max(1);
             }
-            if matches(rest, &text[stop..], end, budget)? {
-                return Ok(true);
-            }
-            from = stop + first_char_len(&text[stop..]).max(1);
+            return Ok(false);
         }
-        return Ok(false);
+        Some(Piece::Param(_)) => {}
     }
     for stop in shortest..=longest {
         if text.is_char_boundary(stop) && matches(rest, &text[stop..], end, budget)? {
@@ -721,6 +722,37 @@ fn param_span(param: Param, text: &str) -> Option<(usize, usize)> {
 /// occurs; a plain scan beats the generic `str::find` on these short texts.
 fn position(text: &str, byte: u8) -> Option<usize> {
     text.bytes().position(|b| b == byte)
+}
+
+/// Where `needle` first occurs in `text`, starting no later than
+/// `last_start`; every byte looked at is paid from the budget. The route
+/// literals are short, so a scan for the first byte beats setting up
+/// `str::find`'s Two-Way searcher on every call.
+fn find_literal(
+    text: &str,
+    needle: &str,
+    last_start: usize,
+    budget: &Budget,
+) -> std::result::Result<Option<usize>, Exhausted> {
+    let Some((&first, rest)) = needle.as_bytes().split_first() else {
+        return Ok(Some(0));
+    };
+    let bytes = text.as_bytes();
+    let end = last_start.saturating_add(1).min(bytes.len());
+    let mut from = 0;
+    while from < end {
+        let Some(at) = bytes[from..end].iter().position(|&byte| byte == first) else {
+            budget.spend(end - from)?;
+            return Ok(None);
+        };
+        budget.spend(at + 1 + rest.len())?;
+        let start = from + at;
+        if bytes[start + 1..].starts_with(rest) {
+            return Ok(Some(start));
+        }
+        from = start + 1;
+    }
+    Ok(None)
 }
 
 /// The first segment of `rest` and what follows its '/', if anything does.
@@ -962,12 +994,10 @@ impl Weight {
     }
 }
 
-/// The most-specific tier: Werkzeug's state machine, plus a map of the fully
-/// static patterns, which the state machine would always try first.
+/// The most-specific tier: Werkzeug's state machine.
 #[derive(Debug)]
 struct MostSpecificTier {
     states: Vec<State>,
-    exact: TextMap<Vec<Endpoint>>,
 }
 
 #[derive(Debug, Default)]
@@ -989,23 +1019,14 @@ impl Default for MostSpecificTier {
     fn default() -> Self {
         Self {
             states: vec![State::default()],
-            exact: TextMap::default(),
         }
     }
 }
 
 impl MostSpecificTier {
-    fn insert(&mut self, pattern: &str, pieces: &[Piece], endpoint: Endpoint) {
-        let parts = werkzeug_parts(pieces);
-        if parts.iter().all(|part| matches!(part, Part::Static(_))) {
-            self.exact
-                .entry(pattern.into())
-                .or_default()
-                .push(endpoint.clone());
-        }
-
+    fn insert(&mut self, pieces: &[Piece], endpoint: Endpoint) {
         let mut state = 0;
-        for part in parts {
+        for part in werkzeug_parts(pieces) {
             state = match part {
                 Part::Static(segment) => self.static_child(state, segment),
                 Part::Dynamic { pieces, is_final } => self.dynamic_child(state, pieces, is_final),
@@ -1054,14 +1075,6 @@ impl MostSpecificTier {
     }
 
     fn find(&self, method: &str, path: &str, budget: &Budget) -> Found<'_> {
-        if let Some(endpoint) = self
-            .exact
-            .get(path)
-            .and_then(|endpoints| strictest_for(endpoints, method))
-        {
-            return Ok(Some(endpoint));
-        }
-
         if path.is_empty() {
             return self.walk(0, None, method, budget);
         }
@@ -1810,13 +1823,20 @@ mod tests {
                 READ,
                 "download",
             )],
-            &[],
+            &[spec(
+                "DELETE",
+                "/artifacts/<path:artifact_path>",
+                MANAGE,
+                "delete",
+            )],
             "",
         )
         .unwrap();
-        let path = format!("/artifacts/{}", "segment/".repeat(2048));
+        let path = format!("/artifacts/{}x", "segment/".repeat(2047));
 
+        assert!(path.len() > 16 * 1024);
         assert_eq!(name(&table, "GET", &path), "download");
+        assert_eq!(name(&table, "DELETE", &path), "delete");
     }
 
     /// The table the builder makes for MLflow 3.17.2 under uvicorn (see
@@ -1892,6 +1912,23 @@ mod tests {
             }
         }
         assert!(table.resolved.len() > 300);
+    }
+
+    #[test]
+    fn literals_are_found_where_they_first_occur_within_reach() {
+        let find = |text: &str, needle: &str, last: usize| {
+            find_literal(text, needle, last, &Budget::new()).unwrap()
+        };
+
+        assert_eq!(find("a/tags/b/tags/", "/tags/", 99), Some(1));
+        assert_eq!(find("//tags", "/tags", 99), Some(1));
+        assert_eq!(find("aaab", "ab", 99), Some(2));
+        assert_eq!(find("€/x", "/x", 99), Some(3));
+        assert_eq!(find("/tag", "/tags", 99), None);
+        assert_eq!(find("", "/", 99), None);
+        assert_eq!(find("abc", "", 99), Some(0));
+        assert_eq!(find("ab/x", "/x", 2), Some(2));
+        assert_eq!(find("ab/x", "/x", 1), None);
     }
 
     #[test]
