@@ -41,7 +41,7 @@ def descope_env(emulator: Any, **overrides: str) -> dict[str, str]:
     env.update(
         DESCOPE_PROJECT_ID=emulator.project_id,
         DESCOPE_BASE_URL=emulator.base_url,
-        DESCOPE_WEB_COMPONENT_URL=f"{emulator.base_url}/web-component/index.js",
+        DESCOPE_WEB_COMPONENT_URL=emulator.web_component_url,
         DESCOPE_HTTP_TIMEOUT_SECONDS="3",
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         PYTHONUNBUFFERED="1",
