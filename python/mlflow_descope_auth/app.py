@@ -94,10 +94,13 @@ def _gate_settings(config: Config, static_prefix: str) -> GateSettings:
     # only exact entries count (a pattern or `*` never vouches for cookies).
     allowed = get_allowed_origins_from_env() or []
     trusted = frozenset(o.rstrip("/").lower() for o in allowed if "*" not in o)
+    secure = config.COOKIE_SECURE
     return GateSettings(
         static_prefix=static_prefix,
-        cookie_secure=config.cookie_secure,
+        cookie_secure=secure if isinstance(secure, str) else str(secure).lower(),
         trusted_origins=trusted,
+        session_cookie=config.SESSION_COOKIE_NAME,
+        refresh_cookie=config.REFRESH_COOKIE_NAME,
     )
 
 
@@ -105,11 +108,11 @@ def _login_settings(config: Config, static_prefix: str) -> LoginSettings:
     from mlflow_descope_auth.login import LoginSettings
 
     return LoginSettings(
-        project_id=config.project_id,
-        flow_id=config.flow_id,
-        base_url=config.base_url,
-        web_component_url=config.web_component_url,
-        redirect_url=config.redirect_url,
+        project_id=config.DESCOPE_PROJECT_ID,
+        flow_id=config.DESCOPE_FLOW_ID,
+        base_url=config.DESCOPE_BASE_URL or "",
+        web_component_url=config.DESCOPE_WEB_COMPONENT_URL or "",
+        redirect_url=config.DESCOPE_REDIRECT_URL,
         static_prefix=static_prefix,
     )
 

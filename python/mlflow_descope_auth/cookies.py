@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 SESSION_COOKIE = "DS"
 REFRESH_COOKIE = "DSR"
-TOKEN_COOKIES = (SESSION_COOKIE, REFRESH_COOKIE)
 
 # Bytes of token per cookie; the name and attributes of one cookie stay well
 # under the 4096-byte limit browsers apply to the whole `Set-Cookie` line.

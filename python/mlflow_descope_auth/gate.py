@@ -114,6 +114,12 @@ class GateSettings:
     static_prefix: str = ""
     cookie_secure: str = "auto"
     trusted_origins: frozenset[str] = frozenset()
+    session_cookie: str = SESSION_COOKIE
+    refresh_cookie: str = REFRESH_COOKIE
+
+    @property
+    def token_cookies(self) -> tuple[str, str]:
+        return (self.session_cookie, self.refresh_cookie)
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,8 @@ class Gate:
         if credential is not None:
             return self._admit_header(info, credential, blocking=blocking)
 
-        session_token = cookies.read_token(info.cookies, SESSION_COOKIE)
-        refresh_token = cookies.read_token(info.cookies, REFRESH_COOKIE)
+        session_token = cookies.read_token(info.cookies, self._settings.session_cookie)
+        refresh_token = cookies.read_token(info.cookies, self._settings.refresh_cookie)
         if session_token is None and refresh_token is None:
             return self._unauthenticated(info, "authentication required")
         if info.method in UNSAFE_METHODS and is_cross_site(info, self._settings.trusted_origins):
@@ -213,22 +219,22 @@ class Gate:
             return self._unauthenticated(info, str(exc), clear_cookies=True)
         policy = cookie_policy(self._settings, info)
         set_cookies = cookies.set_token(
-            SESSION_COOKIE,
+            self._settings.session_cookie,
             result.session_jwt,
             max_age=cookies.max_age_until(result.session.expires_at),
             policy=policy,
-            present=cookies.present_names(info.cookies, SESSION_COOKIE),
+            present=cookies.present_names(info.cookies, self._settings.session_cookie),
         )
         if result.refresh_jwt is not None:
             refresh_expires_at = result.refresh_expires_at
             if refresh_expires_at is None:
                 refresh_expires_at = self._core.validate_refresh(result.refresh_jwt).expires_at
             set_cookies += cookies.set_token(
-                REFRESH_COOKIE,
+                self._settings.refresh_cookie,
                 result.refresh_jwt,
                 max_age=cookies.max_age_until(refresh_expires_at),
                 policy=policy,
-                present=cookies.present_names(info.cookies, REFRESH_COOKIE),
+                present=cookies.present_names(info.cookies, self._settings.refresh_cookie),
             )
         return self._authorize(info, Identity(result.session, "refresh"), tuple(set_cookies))
 
@@ -256,7 +262,7 @@ class Gate:
         clears: list[str] = []
         if clear_cookies:
             policy = cookie_policy(self._settings, info)
-            for name in cookies.TOKEN_COOKIES:
+            for name in self._settings.token_cookies:
                 present = cookies.present_names(info.cookies, name)
                 if present:
                     clears += cookies.clear_token(name, policy=policy, present=present)

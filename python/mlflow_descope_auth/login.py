@@ -17,7 +17,6 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from mlflow_descope_auth import cookies
-from mlflow_descope_auth.cookies import REFRESH_COOKIE, SESSION_COOKIE
 from mlflow_descope_auth.exceptions import (
     AuthenticationError,
     DescopeAuthError,
@@ -171,19 +170,19 @@ class LoginViews:
         response = _json_payload(200, {"redirect": redirect})
         policy = cookie_policy(self._gate_settings, info)
         set_cookies = cookies.set_token(
-            SESSION_COOKIE,
+            self._gate_settings.session_cookie,
             body["sessionJwt"],
             max_age=cookies.max_age_until(session.expires_at),
             policy=policy,
-            present=cookies.present_names(info.cookies, SESSION_COOKIE),
+            present=cookies.present_names(info.cookies, self._gate_settings.session_cookie),
         )
         if refresh is not None and refresh_jwt:
             set_cookies += cookies.set_token(
-                REFRESH_COOKIE,
+                self._gate_settings.refresh_cookie,
                 refresh_jwt,
                 max_age=cookies.max_age_until(refresh.expires_at),
                 policy=policy,
-                present=cookies.present_names(info.cookies, REFRESH_COOKIE),
+                present=cookies.present_names(info.cookies, self._gate_settings.refresh_cookie),
             )
         for value in set_cookies:
             response.headers.add("Set-Cookie", value)
@@ -207,7 +206,7 @@ class LoginViews:
         info = request_info_from_flask(request)
         if is_cross_site(info):
             return _json(403, "PERMISSION_DENIED", "cross-site sign-out refused")
-        refresh_token = cookies.read_token(info.cookies, REFRESH_COOKIE)
+        refresh_token = cookies.read_token(info.cookies, self._gate_settings.refresh_cookie)
         if refresh_token is not None:
             try:
                 self._core.logout(refresh_token)
@@ -218,7 +217,7 @@ class LoginViews:
         for header, value in PAGE_HEADERS.items():
             response.headers[header] = value
         policy = cookie_policy(self._gate_settings, info)
-        for name in cookies.TOKEN_COOKIES:
+        for name in self._gate_settings.token_cookies:
             present = cookies.present_names(info.cookies, name)
             for value in cookies.clear_token(name, policy=policy, present=present):
                 response.headers.add("Set-Cookie", value)
