@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from e2e_servers import cookie_attributes
 from mlflow_descope_auth import cookies
 from mlflow_descope_auth.cookies import CookiePolicy
-
-from .conftest import cookie_attributes
 
 POLICY = CookiePolicy(path="/", secure=False)
 TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."

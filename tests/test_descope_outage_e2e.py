@@ -9,8 +9,7 @@ import pytest
 import requests
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, ServerPool, descope_env
-from .e2e import (
+from e2e_helpers import (
     TIMEOUT,
     bearer,
     cookie_header,
@@ -18,6 +17,7 @@ from .e2e import (
     make_cast,
     search_experiments,
 )
+from e2e_servers import SERVER_MODES, ServerPool, descope_env
 
 HTTP_TIMEOUT = 2
 

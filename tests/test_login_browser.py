@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import RunningServer, descope_env, start_server
+from e2e_servers import RunningServer, descope_env, start_server
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")

@@ -10,8 +10,8 @@ import pytest
 import requests
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, RunningServer, descope_env, start_server
-from .e2e import TIMEOUT, Cast, bearer, make_cast
+from e2e_helpers import TIMEOUT, Cast, bearer, make_cast
+from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
 
 
 @pytest.fixture(scope="module")

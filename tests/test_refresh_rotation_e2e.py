@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, RunningServer, descope_env, start_server
-from .e2e import (
+from e2e_helpers import (
     Cast,
     cookie_header,
     cookies_by_name,
@@ -18,6 +17,7 @@ from .e2e import (
     make_cast,
     search_experiments,
 )
+from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
 
 
 @pytest.fixture(scope="module")

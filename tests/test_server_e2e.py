@@ -16,8 +16,7 @@ import pytest
 import requests
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, RunningServer, descope_env, start_server
-from .e2e import (
+from e2e_helpers import (
     TIMEOUT,
     Cast,
     assert_json_401,
@@ -32,6 +31,7 @@ from .e2e import (
     search_experiments,
     unverified_claims,
 )
+from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
 
 PROJECT_ID = "P2PluginEndToEnd01"
 EVIL = "https://evil.example"

@@ -9,7 +9,7 @@ import pytest
 import requests
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, descope_env, free_port, server_command, stop_process_group
+from e2e_servers import SERVER_MODES, descope_env, free_port, server_command, stop_process_group
 
 
 def run_until_exit(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

@@ -8,8 +8,16 @@ import pytest
 import requests
 from mlflow_descope_auth.testing import DescopeEmulator
 
-from .conftest import SERVER_MODES, RunningServer, descope_env, start_server
-from .e2e import TIMEOUT, Cast, assert_json_401, browser, cookie_header, cookies_by_name, make_cast
+from e2e_helpers import (
+    TIMEOUT,
+    Cast,
+    assert_json_401,
+    browser,
+    cookie_header,
+    cookies_by_name,
+    make_cast,
+)
+from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
 
 PREFIX = "/mlflow"
 

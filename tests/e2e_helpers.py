@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from .conftest import BROWSER_ACCEPT, RunningServer, cookie_attributes, set_cookies
+from e2e_servers import BROWSER_ACCEPT, RunningServer, cookie_attributes, set_cookies
 
 TIMEOUT = 30
 
