@@ -120,11 +120,23 @@ def _login_settings(config: Config, static_prefix: str) -> LoginSettings:
 def _route_table(flask_app: Any, fastapi_app: Any, static_prefix: str) -> RouteTable:
     """Every route the installed MLflow serves, ours included, with its required level."""
     from mlflow_descope_auth import identity, login
-    from mlflow_descope_auth.route_table import build_routes, compile_route_table
+    from mlflow_descope_auth.route_table import (
+        AUTHENTICATED,
+        FLASK,
+        RouteSpec,
+        build_routes,
+        compile_route_table,
+    )
 
-    own = [(method, path, level, name) for method, path, level, name in login.login_routes()]
-    own += [(m, path, "AUTHENTICATED", name) for m, path, name in identity.identity_routes()]
-    routes = build_routes(flask_app, fastapi_app, extra=own)
+    own = [
+        RouteSpec(method, static_prefix + path, level, name, FLASK)
+        for method, path, level, name in login.login_routes()
+    ]
+    own += [
+        RouteSpec(method, static_prefix + path, AUTHENTICATED, name, FLASK)
+        for method, path, name in identity.identity_routes()
+    ]
+    routes = build_routes(flask_app, fastapi_app, extra=own, static_prefix=static_prefix)
     return compile_route_table(routes, static_prefix)
 
 
