@@ -81,6 +81,7 @@ def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> A
         adapters.install_flask_gate(flask_app, gate)
         return flask_app
     adapters.install_flask_bridge(flask_app)
+    adapters.preserve_flask_cookies(flask_app)
     fastapi_app.add_middleware(middleware or adapters.AuthenticationMiddleware, gate=gate)
     return fastapi_app
 

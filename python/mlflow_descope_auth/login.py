@@ -41,13 +41,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Headers on every page served here: never framed, never cached, no referrer
-# (the login URL carries `next`).
+# Headers on every page served here: never framed, never cached. The
+# Referrer-Policy is set per page (the login URL carries `next`).
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
 LOCAL_STORAGE_KEYS = ("DS", "DSR", "DSI")
@@ -197,7 +196,9 @@ class LoginViews:
     def logout_page(self) -> flask.Response:
         template = _templates().get_template("logout.html")
         html = template.render(logout_url=self._settings.url("/auth/logout"))
-        return _page(html)
+        # With `no-referrer` a browser sends `Origin: null` on the form's POST,
+        # which the cross-site check (rightly) refuses.
+        return _page(html, referrer_policy="same-origin")
 
     def logout(self) -> flask.Response:
         """Revoke the refresh token at Descope (best effort), clear every cookie, go to login."""
@@ -254,12 +255,13 @@ def _templates() -> jinja2.Environment:
     )
 
 
-def _page(html: str) -> flask.Response:
+def _page(html: str, *, referrer_policy: str = "no-referrer") -> flask.Response:
     from flask import Response
 
     response = Response(html, mimetype="text/html")
     for header, value in PAGE_HEADERS.items():
         response.headers[header] = value
+    response.headers["Referrer-Policy"] = referrer_policy
     return response
 
 

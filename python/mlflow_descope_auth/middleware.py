@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 CallNext = Callable[[Request], Awaitable[Response]]
 _SET_COOKIES = "descope_set_cookies"
+# Prefix of the header names Flask's cookies travel under (see preserve_flask_cookies).
+_COOKIE_ALIAS = b"x-mlflow-descope-set-cookie-"
 _ADMISSION = "descope_admission"
 
 
@@ -99,6 +101,7 @@ class AuthenticationMiddleware(BaseHTTPMiddleware):
             response = await call_next(request)
         finally:
             identity.release(token)
+        response.raw_headers = _restore_cookie_headers(response.raw_headers)
         for value in outcome.set_cookies:
             response.headers.append("set-cookie", value)
         return response
@@ -123,16 +126,49 @@ def _stamp_scope(scope: Scope, outcome: Outcome) -> None:
 
 
 def _adding_cookies(send: Send, set_cookies: tuple[str, ...]) -> Send:
-    if not set_cookies:
-        return send
+    """`send`, with our cookies added and the Flask app's own `Set-Cookie` headers restored."""
     extra = [(b"set-cookie", value.encode("latin-1")) for value in set_cookies]
 
     async def send_with_cookies(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
+            headers = _restore_cookie_headers(message.get("headers", []))
+            message = {**message, "headers": headers + extra}
         await send(message)
 
     return send_with_cookies
+
+
+def _restore_cookie_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"set-cookie", value) if name.lower().startswith(_COOKIE_ALIAS) else (name, value)
+        for name, value in headers
+    ]
+
+
+def preserve_flask_cookies(app: flask.Flask) -> None:
+    """Under uvicorn: carry every `Set-Cookie` of a Flask response past MLflow's middleware.
+
+    MLflow's ASGI `SecurityHeadersMiddleware` (mlflow/server/fastapi_security.py)
+    rebuilds the response headers as a dict, so of several `Set-Cookie`
+    headers only the last survives: signing in (`DS` and `DSR`) and signing
+    out would silently lose a cookie. The Flask app's cookies travel under
+    numbered aliases instead, and `AuthenticationMiddleware`, outermost,
+    renames them back.
+    """
+    inner = app.wsgi_app
+    alias = _COOKIE_ALIAS.decode("latin-1")
+
+    def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            renamed = [
+                (f"{alias}{index}" if name.lower() == "set-cookie" else name, value)
+                for index, (name, value) in enumerate(headers)
+            ]
+            return start_response(status, renamed, exc_info)
+
+        return inner(environ, start)
+
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign]
 
 
 async def _send_refusal(scope: Scope, send: Send, outcome: Outcome) -> None:
