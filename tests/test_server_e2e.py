@@ -32,6 +32,7 @@ from e2e_helpers import (
     unverified_claims,
 )
 from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from mlflow_descope_auth.cookies import CHUNK_SIZE
 
 PROJECT_ID = "P2PluginEndToEnd01"
 EVIL = "https://evil.example"
@@ -609,3 +610,41 @@ def test_large_artifact_round_trips_through_the_gate(
             received += len(chunk)
     assert received == len(payload)
     assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+# --- cookie details ------------------------------------------------------------------------------
+
+
+def test_cookies_are_secure_behind_a_tls_terminating_proxy(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast
+) -> None:
+    tokens = emu.login(cast.viewer.login_id)
+    response = requests.post(
+        server.url("/auth/session"),
+        json={"sessionJwt": tokens["sessionJwt"], "refreshJwt": tokens["refreshJwt"]},
+        headers={
+            "Origin": server.base_url.replace("http://", "https://"),
+            "X-Forwarded-Proto": "https",
+        },
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    assert all("secure" in attributes for _v, attributes in cookies_by_name(response).values())
+    plain = post_session(server, {"sessionJwt": tokens["sessionJwt"]})
+    assert "secure" not in cookies_by_name(plain)["DS"][1]
+
+
+def test_token_too_large_for_one_cookie_is_chunked_and_reassembled(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast
+) -> None:
+    bulky = emu.mint_session(cast.editor.login_id, extra_claims={"padding": "p" * 4000})
+    assert len(bulky) > 4096
+    response = post_session(server, {"sessionJwt": bulky})
+    assert response.status_code == 200, response.text
+    cookies = cookies_by_name(response)
+    chunks = {name: value for name, (value, _attrs) in cookies.items() if name.startswith("DS.")}
+    expected = [f"DS.{i}" for i in range(-(-len(bulky) // CHUNK_SIZE))]
+    assert sorted(chunks) == expected
+    assert "DS" not in cookies
+    assert "".join(chunks[name] for name in expected) == bulky
+    assert search_experiments(server, cookie_header(**chunks)).status_code == 200
