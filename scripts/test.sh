@@ -19,7 +19,8 @@ cargo test
 step "ruff"
 ruff check python tests scripts
 ruff format --check python tests scripts
-step "mypy"
+step "mypy (and stubtest: the _core stub matches the compiled module)"
 mypy
+python -m mypy.stubtest mlflow_descope_auth._core
 step "pytest"
 pytest "$@"

@@ -53,6 +53,32 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// Shorthand for [`Error::InvalidToken`] with a fixed reason.
+    pub(crate) fn invalid(reason: &str) -> Self {
+        Self::InvalidToken(reason.to_owned())
+    }
+
+    /// Shorthand for [`Error::Unavailable`].
+    pub(crate) fn unavailable(reason: impl Into<String>, retry_after: u64) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            retry_after,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the errors that have one.
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable { retry_after, .. } | Self::RateLimited { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl std::error::Error for Error {}
 
 /// Shorthand for results of the core.

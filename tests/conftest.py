@@ -1,18 +1,60 @@
-"""Fixtures shared by the test suite.
+"""Shared fixtures: a compiled core pointed at the local Descope emulator,
+and users with typical grants.
 
 The emulator fixtures (`descope_emulator`, `descope_emulator_session`) come
-from the package's pytest plugin; servers are real `mlflow server` processes
-(see `e2e_servers.py`).
-"""
+from the package's pytest plugin (`mlflow_descope_auth.testing`). Servers for
+the end-to-end tests are real `mlflow server` processes (`e2e_servers.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from e2e_servers import ServerPool
+from mlflow_descope_auth import _core
+
+if TYPE_CHECKING:
+    from mlflow_descope_auth.testing import DescopeEmulator
+
+CoreFactory = Callable[..., _core.Core]
+
+
+@pytest.fixture
+def make_core(descope_emulator: DescopeEmulator) -> CoreFactory:
+    """Builds cores for the test's emulator; keyword arguments override."""
+
+    def build(**overrides: Any) -> _core.Core:
+        options: dict[str, Any] = {
+            "base_url": descope_emulator.base_url,
+            "http_timeout_seconds": 1.0,
+            **overrides,
+        }
+        return _core.Core(descope_emulator.project_id, **options)
+
+    return build
+
+
+@pytest.fixture
+def core(make_core: CoreFactory) -> _core.Core:
+    return make_core()
+
+
+@pytest.fixture
+def alice(descope_emulator: DescopeEmulator) -> str:
+    """An editor with an email and name, a viewer in tenant T1 and nothing in T2."""
+    descope_emulator.create_user(
+        "alice",
+        email="alice@example.com",
+        name="Alice",
+        roles=["mlflow-editor"],
+        permissions=["mlflow:read"],
+        tenants={"T1": {"roles": ["mlflow-viewer"], "permissions": []}, "T2": {}},
+        custom_claims={"team": "ml"},
+    )
+    return "alice"
 
 
 @pytest.fixture

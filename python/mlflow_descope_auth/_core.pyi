@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, final
 
 __version__: str
+__all__ = ["AccessKeyResult", "Core", "RefreshResult", "Session", "WouldBlock", "__version__"]
 
 class WouldBlock(Exception):
     """Raised with `blocking=False` when answering needs a call to Descope."""
@@ -45,8 +46,11 @@ class Session:
     def issued_at(self) -> int | None: ...
     @property
     def is_access_key(self) -> bool: ...
-    def claims(self) -> dict[str, Any]: ...
-    def sdk_response(self) -> dict[str, Any]: ...
+    def claims(self) -> dict[str, Any]:
+        """Every claim of the token, as a new dict."""
+    def sdk_response(self, session_token: str | None = None) -> dict[str, Any]:
+        """The Descope SDK's `validate_session` result; `session_token` fills
+        its `jwt` fields (the session does not keep the token)."""
 
 @final
 class RefreshResult:
@@ -76,37 +80,15 @@ class AccessKeyResult:
     def sdk_response(self) -> dict[str, Any]: ...
 
 @final
-class Decision:
-    @property
-    def allowed(self) -> bool: ...
-    @property
-    def required(self) -> str: ...
-    @property
-    def level(self) -> str: ...
-    @property
-    def route(self) -> str: ...
-
-@final
-class RouteTable:
-    def __init__(
-        self, routes: Sequence[tuple[str, str, str, str]], *, static_prefix: str = ""
-    ) -> None:
-        """routes: (method, pattern, level, name); patterns use Flask `<x>`,
-        `<path:x>` or FastAPI `{x}`, `{x:path}` placeholders."""
-    def lookup(self, method: str, path: str) -> tuple[str, str]:
-        """(level, route name); an unknown route is ("MANAGE", "<unknown>")."""
-    def __len__(self) -> int: ...
-
-@final
 class Core:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         project_id: str,
         *,
         base_url: str,
         leeway_seconds: int = 5,
         http_timeout_seconds: float = 5.0,
-        admin_roles: Sequence[str] = ("admin", "mlflow-admin"),
+        admin_roles: Sequence[str] = ...,  # ("admin", "mlflow-admin")
         default_permission: str = "READ",
         username_claim: str = "sub",
         tenant: str | None = None,
@@ -115,21 +97,37 @@ class Core:
         session_cache_entries: int = 65536,
         session_cache_bytes: int = 67108864,
         access_key_refusal_seconds: float = 30.0,
-    ) -> None: ...
+    ) -> Core: ...
     @property
     def project_id(self) -> str: ...
     @property
     def base_url(self) -> str: ...
     def load_keys(self) -> int: ...
-    def validate_session(self, token: str, *, blocking: bool = True) -> Session: ...
+    def validate_session(
+        self,
+        token: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        blocking: bool = True,
+    ) -> Session:
+        """Without `audience`, a token that names an `aud` must name the
+        project (as Descope's SDK does); with it, `aud` must name one of them."""
     def validate_refresh(self, token: str, *, blocking: bool = True) -> Session: ...
     def authenticate(self, credential: str, *, blocking: bool = True) -> Session: ...
     def refresh(self, refresh_token: str) -> RefreshResult: ...
     def logout(self, refresh_token: str) -> None: ...
     def logout_all(self, refresh_token: str) -> None: ...
     def me(self, refresh_token: str) -> dict[str, Any]: ...
-    def exchange_access_key(self, access_key: str) -> AccessKeyResult: ...
+    def exchange_access_key(
+        self,
+        access_key: str,
+        *,
+        audience: str | Sequence[str] | None = None,
+        login_options: dict[str, Any] | None = None,
+    ) -> AccessKeyResult:
+        """Always asks Descope (no cache); `authenticate` is the cached path."""
     def select_tenant(self, tenant_id: str, refresh_token: str) -> RefreshResult: ...
-    def set_routes(self, table: RouteTable) -> None: ...
-    def authorize(self, session: Session, method: str, path: str) -> Decision: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, int]:
+        """key_fetches, keys, keys_skipped, key_epoch, session_cache_entries,
+        session_cache_bytes, session_cache_hits, session_cache_misses,
+        access_key_exchanges, refresh_calls."""
