@@ -200,11 +200,12 @@ class Gate:
         if session_token is not None:
             try:
                 session = self._core.validate_session(session_token, blocking=blocking)
-                return self._authorize(info, Identity(session, "cookie"), ())
             except AuthenticationError as exc:
                 logger.debug("session cookie refused: %s", exc)
                 if refresh_token is None:
                     return self._unauthenticated(info, str(exc), clear_cookies=True)
+            else:
+                return self._authorize(info, Identity(session, "cookie"), ())
         if refresh_token is None:
             return self._unauthenticated(info, "authentication required", clear_cookies=True)
         if not blocking:
@@ -226,13 +227,13 @@ class Gate:
             present=cookies.present_names(info.cookies, self._settings.session_cookie),
         )
         if result.refresh_jwt is not None:
-            refresh_expires_at = result.refresh_expires_at
-            if refresh_expires_at is None:
-                refresh_expires_at = self._core.validate_refresh(result.refresh_jwt).expires_at
+            # The core always reports the rotated token's `exp`; without it,
+            # the session's own is the safe (shorter) lifetime.
+            expires_at = result.refresh_expires_at or result.session.expires_at
             set_cookies += cookies.set_token(
                 self._settings.refresh_cookie,
                 result.refresh_jwt,
-                max_age=cookies.max_age_until(refresh_expires_at),
+                max_age=cookies.max_age_until(expires_at),
                 policy=policy,
                 present=cookies.present_names(info.cookies, self._settings.refresh_cookie),
             )
