@@ -302,7 +302,7 @@ def parse_authorization(value: str, *, source: str | None = None) -> Credential:
     rest = rest.strip()
     scheme = scheme.lower()
     if scheme == "bearer":
-        if not rest or any(ch.isspace() for ch in rest):
+        if len(rest.split()) != 1:
             raise CredentialFormatError("malformed Bearer credential")
         return Credential(rest, source or "bearer")
     if scheme == "basic":
