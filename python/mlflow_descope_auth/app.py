@@ -17,7 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlflow_descope_auth._core import Core, RouteTable
+    from mlflow_descope_auth._core import RouteTable
     from mlflow_descope_auth.config import Config
     from mlflow_descope_auth.gate import GateSettings
     from mlflow_descope_auth.login import LoginSettings
@@ -74,8 +74,10 @@ def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> A
 
     table = _route_table(flask_app, fastapi_app, static_prefix)
     core.set_routes(table)
+    # Descope's key set is fetched by the first request that needs it, not by
+    # a thread started here: under gunicorn's `--preload` the workers are forked
+    # from this process, and a fetch caught mid-way would leave its lock held.
     gate = Gate(core, table, gate_settings)
-    _warm_key_cache(core)
 
     if fastapi_app is None:
         adapters.install_flask_gate(flask_app, gate)
@@ -139,25 +141,6 @@ def _route_table(flask_app: Any, fastapi_app: Any, static_prefix: str) -> RouteT
     ]
     routes = build_routes(flask_app, fastapi_app, extra=own, static_prefix=static_prefix)
     return compile_route_table(routes, static_prefix)
-
-
-def _warm_key_cache(core: Core) -> None:
-    """Fetch Descope's key set in the background, so the first request need not wait.
-
-    A failure is only logged: requests that need the keys answer 503 until
-    Descope is reachable, and the server keeps running.
-    """
-    from mlflow_descope_auth.exceptions import DescopeUnavailableError
-
-    def load() -> None:
-        try:
-            count = core.load_keys()
-        except DescopeUnavailableError:
-            logger.warning("Descope key set unreachable at start; will retry on demand")
-            return
-        logger.info("loaded %d signing keys from Descope", count)
-
-    threading.Thread(target=load, name="descope-keys", daemon=True).start()
 
 
 def _is_mlflow_server_cli() -> bool:
