@@ -45,7 +45,7 @@ impl From<Error> for PyErr {
             Error::RefreshRefused(_) => "RefreshRefusedError",
             Error::Unavailable { .. } => "DescopeUnavailableError",
             Error::RateLimited { .. } => "DescopeRateLimitedError",
-            Error::Config(_) => "ConfigurationError",
+            Error::Config(_) | Error::RouteTable(_) => "ConfigurationError",
             Error::WouldBlock => return WouldBlock::new_err(error.to_string()),
         };
         Python::attach(|py| {
@@ -376,6 +376,45 @@ impl Audience {
     }
 }
 
+/// Whether one session may make one request (`Core.authorize`).
+#[pyclass(frozen, module = "mlflow_descope_auth._core")]
+pub struct Decision {
+    inner: core::Decision,
+}
+
+#[pymethods]
+impl Decision {
+    #[getter]
+    fn allowed(&self) -> bool {
+        self.inner.allowed
+    }
+
+    #[getter]
+    fn required(&self) -> &'static str {
+        self.inner.required.as_str()
+    }
+
+    #[getter]
+    fn level(&self) -> &'static str {
+        self.inner.level.as_str()
+    }
+
+    #[getter]
+    fn route(&self) -> &str {
+        &self.inner.route
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Decision(allowed={}, required={}, level={}, route={})",
+            if self.inner.allowed { "True" } else { "False" },
+            quoted(self.inner.required.as_str()),
+            quoted(self.inner.level.as_str()),
+            quoted(&self.inner.route),
+        )
+    }
+}
+
 /// One project's verifier and Descope client.
 #[pyclass(frozen, module = "mlflow_descope_auth._core")]
 pub struct Core {
@@ -578,6 +617,16 @@ impl Core {
     }
 
     /// Counters: key set fetches, cache entries, hits and misses, calls.
+    fn set_routes(&self, table: &PyRouteTable) {
+        self.inner.set_routes(Arc::clone(&table.table));
+    }
+
+    fn authorize(&self, session: &Session, method: &str, path: &str) -> Decision {
+        Decision {
+            inner: self.inner.authorize(&session.inner, method, path),
+        }
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = self.inner.stats();
         let dict = PyDict::new(py);
@@ -602,6 +651,9 @@ impl Core {
     }
 }
 
+use crate::error::Result;
+use crate::routes::{RouteSpec, RouteTable};
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -610,5 +662,64 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_class::<RefreshResult>()?;
     m.add_class::<AccessKeyResult>()?;
+    m.add_class::<Decision>()?;
+    m.add_class::<PyRouteTable>()?;
     Ok(())
+}
+
+/// One route table entry as Python passes it: (method, pattern, level, name).
+type RouteTuple = (String, String, String, String);
+
+/// The compiled route table: `lookup(method, path) -> (level, name)`.
+#[pyclass(module = "mlflow_descope_auth._core", name = "RouteTable", frozen)]
+pub struct PyRouteTable {
+    /// Shared with whatever makes decisions from it (`Core.set_routes`).
+    pub(crate) table: Arc<RouteTable>,
+}
+
+#[pymethods]
+impl PyRouteTable {
+    #[new]
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "PyO3 extracts the Python sequences into owned vectors"
+    )]
+    #[pyo3(signature = (routes, *, static_prefix = "", first_match = Vec::new()))]
+    fn new(
+        routes: Vec<RouteTuple>,
+        static_prefix: &str,
+        first_match: Vec<RouteTuple>,
+    ) -> PyResult<Self> {
+        let build = || -> Result<RouteTable> {
+            RouteTable::new(&specs(&first_match)?, &specs(&routes)?, static_prefix)
+        };
+        let table = build()?;
+        Ok(Self {
+            table: Arc::new(table),
+        })
+    }
+
+    fn lookup(&self, method: &str, path: &str) -> (&'static str, String) {
+        let route = self.table.lookup(method, path);
+        (route.requirement.as_str(), route.name.to_owned())
+    }
+
+    fn __len__(&self) -> usize {
+        self.table.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RouteTable(<{} routes>, static_prefix={:?})",
+            self.table.len(),
+            self.table.static_prefix()
+        )
+    }
+}
+
+fn specs(routes: &[RouteTuple]) -> Result<Vec<RouteSpec<'_>>> {
+    routes
+        .iter()
+        .map(|(method, pattern, level, name)| RouteSpec::parse(method, pattern, level, name))
+        .collect()
 }

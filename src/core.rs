@@ -12,6 +12,7 @@ use crate::descope::{Descope, TokenResponse};
 use crate::error::{Error, Result};
 use crate::keys::{KeyLookup, KeySetSource, KeyStats, KeyStore};
 use crate::levels::{Level, Policy};
+use crate::routes::{Requirement, RouteTable};
 use crate::token::{self, Rules, TokenKind};
 
 /// How long before its `exp` a cached access-key session is exchanged anew.
@@ -239,6 +240,23 @@ pub struct Core {
     sessions: SessionCache<Arc<Session>>,
     access_keys: Memo<Arc<Exchanged>>,
     refreshes: Memo<Arc<Refreshed>>,
+    routes: parking_lot::RwLock<Option<Arc<RouteTable>>>,
+}
+
+/// The route name `authorize` reports while no route table is installed.
+pub const NO_ROUTE_TABLE: &str = "<no route table>";
+
+/// Whether one session may make one request, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// True when the session's level meets the route's requirement.
+    pub allowed: bool,
+    /// What the route needs.
+    pub required: Requirement,
+    /// What the session has.
+    pub level: Level,
+    /// The route's name (an RPC or handler name), for messages and logs.
+    pub route: String,
 }
 
 /// Unix time in whole seconds.
@@ -308,6 +326,7 @@ impl Core {
             ),
             access_keys: Memo::new(MEMO_ENTRIES),
             refreshes: Memo::new(MEMO_ENTRIES),
+            routes: parking_lot::RwLock::new(None),
             descope,
             settings,
         })
@@ -610,6 +629,31 @@ impl Core {
         token::check_audience(&session.claims.raw, audience, &self.settings.project_id)
     }
 
+    /// Installs the route table that [`Core::authorize`] decides with.
+    pub fn set_routes(&self, table: Arc<RouteTable>) {
+        *self.routes.write() = Some(table);
+    }
+
+    /// Whether `session` may send `method` to `path`, by the installed route
+    /// table. Until a table is installed every route needs MANAGE (fail
+    /// closed).
+    #[must_use]
+    pub fn authorize(&self, session: &Session, method: &str, path: &str) -> Decision {
+        let (required, route) = match self.routes.read().as_deref() {
+            Some(table) => {
+                let found = table.lookup(method, path);
+                (found.requirement, found.name.to_owned())
+            }
+            None => (Requirement::Level(Level::Manage), NO_ROUTE_TABLE.to_owned()),
+        };
+        Decision {
+            allowed: required.is_met_by(session.level),
+            required,
+            level: session.level,
+            route,
+        }
+    }
+
     /// Counters for tests and monitoring.
     #[must_use]
     pub fn stats(&self) -> Stats {
@@ -735,6 +779,64 @@ mod tests {
         let again = core.cached_session(&token).unwrap();
         assert!(Arc::ptr_eq(&session, &again));
         assert_eq!(core.stats().keys.fetches, 1);
+    }
+
+    fn table(routes: &[(&str, &str, &str)]) -> Arc<RouteTable> {
+        let specs: Vec<_> = routes
+            .iter()
+            .map(|(method, pattern, level)| {
+                crate::routes::RouteSpec::parse(method, pattern, level, pattern).unwrap()
+            })
+            .collect();
+        Arc::new(RouteTable::new(&[], &specs, "").unwrap())
+    }
+
+    #[test]
+    fn authorize_compares_the_route_requirement_with_the_session_level() {
+        let server = descope(&["test-rsa-1"], |_| Reply::json(404, "{}"));
+        let core = core_for(&server, |_| {});
+        core.set_routes(table(&[
+            ("POST", "/api/2.0/mlflow/experiments/search", "READ"),
+            ("POST", "/api/2.0/mlflow/runs/create", "EDIT"),
+            ("POST", "/api/2.0/mlflow/runs/delete", "MANAGE"),
+            ("GET", "/health", "PUBLIC"),
+        ]));
+        let editor = core
+            .validate_session(&session_token(&json!({"roles": ["mlflow-editor"]})), true)
+            .unwrap();
+
+        let search = core.authorize(&editor, "POST", "/api/2.0/mlflow/experiments/search");
+        assert!(search.allowed);
+        assert_eq!(search.required, Requirement::Level(Level::Read));
+        assert_eq!(search.level, Level::Edit);
+
+        assert!(
+            core.authorize(&editor, "POST", "/api/2.0/mlflow/runs/create")
+                .allowed
+        );
+        let delete = core.authorize(&editor, "POST", "/api/2.0/mlflow/runs/delete");
+        assert!(!delete.allowed);
+        assert_eq!(delete.route, "/api/2.0/mlflow/runs/delete");
+        assert!(core.authorize(&editor, "GET", "/health").allowed);
+    }
+
+    #[test]
+    fn authorize_fails_closed_on_unknown_routes_and_without_a_table() {
+        let server = descope(&["test-rsa-1"], |_| Reply::json(404, "{}"));
+        let core = core_for(&server, |_| {});
+        let editor = core
+            .validate_session(&session_token(&json!({"roles": ["mlflow-editor"]})), true)
+            .unwrap();
+
+        let untabled = core.authorize(&editor, "GET", "/health");
+        assert!(!untabled.allowed);
+        assert_eq!(untabled.required, Requirement::Level(Level::Manage));
+        assert_eq!(untabled.route, NO_ROUTE_TABLE);
+
+        core.set_routes(table(&[("GET", "/health", "PUBLIC")]));
+        let unknown = core.authorize(&editor, "GET", "/api/2.0/mlflow/new-thing");
+        assert!(!unknown.allowed);
+        assert_eq!(unknown.required, Requirement::Level(Level::Manage));
     }
 
     #[test]

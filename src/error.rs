@@ -34,6 +34,9 @@ pub enum Error {
     Config(String),
     /// Answering needs a call to Descope, and the caller asked not to block.
     WouldBlock,
+    /// A route table entry (method, pattern or level) or the static prefix is
+    /// malformed; the string names the entry and the fault.
+    RouteTable(String),
 }
 
 impl fmt::Display for Error {
@@ -49,6 +52,7 @@ impl fmt::Display for Error {
             }
             Self::Config(message) => f.write_str(message),
             Self::WouldBlock => f.write_str("a call to Descope is needed"),
+            Self::RouteTable(message) => write!(f, "bad route table: {message}"),
         }
     }
 }

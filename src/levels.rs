@@ -264,4 +264,196 @@ mod tests {
         assert_eq!(Level::parse("read"), None);
         assert_eq!(Level::parse("ADMIN"), None);
     }
+
+    /// Property tests: what holds for every claim set, not just the examples.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::{select, subsequence};
+
+        const ADMINS: [&str; 4] = ["admin", "mlflow-admin", "a", "mlflow-viewer"];
+
+        /// Names that mean something to the mapping, near misses, and noise.
+        fn name() -> impl Strategy<Value = String> {
+            let meaningful = select(vec![
+                "mlflow-manager",
+                "mlflow-editor",
+                "mlflow-viewer",
+                "admin",
+                "mlflow-admin",
+                "mlflow:manage",
+                "mlflow:edit",
+                "mlflow:write",
+                "mlflow:read",
+                "MLflow-editor",
+                "mlflow-editor ",
+                "mlflow:Read",
+                "mlflow",
+                "a",
+                "",
+            ]);
+            prop_oneof![meaningful.prop_map(str::to_owned), "[a-z:-]{0,12}"]
+        }
+
+        /// A name that no table and no candidate admin role can match.
+        fn unrelated() -> impl Strategy<Value = String> {
+            "[b-z]{2,10}-x"
+        }
+
+        fn names() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(name(), 0..6)
+        }
+
+        fn policy_strategy() -> impl Strategy<Value = Policy> {
+            let levels = vec![
+                Level::NoPermissions,
+                Level::Read,
+                Level::Edit,
+                Level::Manage,
+            ];
+            (subsequence(ADMINS.to_vec(), 0..=3), select(levels)).prop_map(|(admins, default)| {
+                Policy {
+                    admin_roles: admins.into_iter().map(str::to_owned).collect(),
+                    default,
+                    tenant: None,
+                }
+            })
+        }
+
+        /// Any JSON value, nested a few levels, with meaningful strings in it.
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                name().prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                    prop::collection::btree_map(name(), inner, 0..5)
+                        .prop_map(|members| Value::Object(members.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// Contract §5, role by role and permission by permission.
+        fn contract_level(roles: &[String], permissions: &[String], policy: &Policy) -> Level {
+            let from_roles = roles.iter().filter_map(|role| match role.as_str() {
+                _ if policy.admin_roles.contains(role) => Some(Level::Manage),
+                "mlflow-manager" => Some(Level::Manage),
+                "mlflow-editor" => Some(Level::Edit),
+                "mlflow-viewer" => Some(Level::Read),
+                _ => None,
+            });
+            let from_permissions =
+                permissions
+                    .iter()
+                    .filter_map(|permission| match permission.as_str() {
+                        "mlflow:manage" => Some(Level::Manage),
+                        "mlflow:edit" | "mlflow:write" => Some(Level::Edit),
+                        "mlflow:read" => Some(Level::Read),
+                        _ => None,
+                    });
+            from_roles
+                .chain(from_permissions)
+                .max()
+                .unwrap_or(policy.default)
+        }
+
+        fn project_claims(roles: &[String], permissions: &[String]) -> Value {
+            json!({"sub": "U", "roles": roles, "permissions": permissions})
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn level_is_exactly_what_the_grants_give(
+                roles in names(), permissions in names(), policy in policy_strategy(),
+            ) {
+                let got = level(&project_claims(&roles, &permissions), &policy);
+                prop_assert_eq!(got, contract_level(&roles, &permissions, &policy));
+                let granting = roles.iter().any(|role| {
+                    role.starts_with("mlflow-") || policy.admin_roles.contains(role)
+                }) || permissions.iter().any(|permission| permission.starts_with("mlflow:"));
+                if !granting {
+                    prop_assert_eq!(got, policy.default);
+                }
+            }
+
+            #[test]
+            fn order_of_roles_and_permissions_never_matters(
+                (roles, shuffled_roles) in names().prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle())),
+                (permissions, shuffled_permissions) in names().prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle())),
+                policy in policy_strategy(),
+            ) {
+                prop_assert_eq!(
+                    level(&project_claims(&roles, &permissions), &policy),
+                    level(&project_claims(&shuffled_roles, &shuffled_permissions), &policy)
+                );
+            }
+
+            #[test]
+            fn an_unrelated_role_or_permission_never_changes_the_level(
+                roles in names(), permissions in names(), policy in policy_strategy(),
+                extra in unrelated(), at in any::<prop::sample::Index>(),
+            ) {
+                let before = level(&project_claims(&roles, &permissions), &policy);
+                let mut more_roles = roles.clone();
+                more_roles.insert(at.index(roles.len() + 1), extra.clone());
+                let mut more_permissions = permissions.clone();
+                more_permissions.insert(at.index(permissions.len() + 1), format!("mlflow-{extra}"));
+                prop_assert_eq!(level(&project_claims(&more_roles, &permissions), &policy), before);
+                prop_assert_eq!(level(&project_claims(&roles, &more_permissions), &policy), before);
+            }
+
+            #[test]
+            fn tenant_mode_ignores_project_level_grants(
+                project_roles in names(), project_permissions in names(),
+                tenant_roles in names(), tenant_permissions in names(),
+                policy in policy_strategy(), listed in any::<bool>(),
+            ) {
+                let tenant = if listed { "T1" } else { "T2" };
+                let payload = json!({
+                    "sub": "U", "dct": "T1", "roles": project_roles,
+                    "permissions": project_permissions,
+                    "tenants": {tenant: {"roles": tenant_roles, "permissions": tenant_permissions}},
+                });
+                let in_t1 = Policy { tenant: Some("T1".to_owned()), ..policy };
+                let expected = if listed {
+                    contract_level(&tenant_roles, &tenant_permissions, &in_t1)
+                } else {
+                    Level::NoPermissions
+                };
+                prop_assert_eq!(level(&payload, &in_t1), expected);
+            }
+
+            #[test]
+            fn odd_shapes_never_panic_and_a_string_is_one_item(
+                roles in json_value(), permissions in json_value(), tenants in json_value(),
+                dct in json_value(), sub in json_value(), policy in policy_strategy(),
+            ) {
+                let payload = json!({
+                    "sub": sub, "roles": roles, "permissions": permissions,
+                    "tenants": tenants, "dct": dct,
+                });
+                let raw = payload.as_object().unwrap().clone();
+                if let Ok(claims) = Claims::from_payload(raw, 0, "sub") {
+                    let in_t1 = Policy { tenant: Some("T1".to_owned()), ..policy.clone() };
+                    let _ = (policy.level_for(&claims), in_t1.level_for(&claims));
+                    let _ = claims.approximate_size();
+                }
+                for (one, wrapped) in [(&roles, json!([roles])), (&permissions, json!([permissions]))] {
+                    if one.is_string() {
+                        let as_list = |value: &Value| {
+                            level(&json!({"sub": "U", "roles": value, "permissions": value}), &policy)
+                        };
+                        prop_assert_eq!(as_list(one), as_list(&wrapped));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod descope;
 pub mod error;
 pub mod keys;
 pub mod levels;
+pub mod routes;
 pub mod sdk;
 pub mod token;
 

@@ -79,9 +79,14 @@ pub fn verify(
         return Err(Error::invalid("malformed token (expected three segments)"));
     };
 
+    // JSON text is UTF-8 (RFC 8259); serde_json checks that only in strings it
+    // keeps, so check it for the members `Header` skips too.
     let header_json = decode_segment(header_b64, "malformed header")?;
+    let Ok(header_text) = std::str::from_utf8(&header_json) else {
+        return Err(Error::invalid("malformed header"));
+    };
     let header: Header<'_> =
-        serde_json::from_slice(&header_json).map_err(|_| Error::invalid("malformed header"))?;
+        serde_json::from_str(header_text).map_err(|_| Error::invalid("malformed header"))?;
 
     let Some(alg) = header.alg.as_deref() else {
         return Err(Error::invalid("missing algorithm (alg)"));
@@ -470,6 +475,62 @@ mod tests {
         let not_json = URL_SAFE_NO_PAD.encode(b"not json");
         assert_eq!(
             reason(&format!("{not_json}.{}.{}", parts[1], parts[2])),
+            "malformed header"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_unknown_header_member_is_skipped_without_overflowing_the_stack() {
+        // Raised by the verify_signed fuzz target: unknown header members are
+        // skipped (serde's `IgnoredAny`) without serde_json's recursion limit,
+        // so a 200-deep member passes where a `Value` would refuse it. The
+        // header is read before the signature, so anyone can send one: pin
+        // that a header deeper than a 16 KiB token can hold is skipped without
+        // exhausting even a small thread stack.
+        let depth = 12_000;
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let header = format!(r#"{{"alg":"RS256","kid":"test-rsa-1","x":{deep}}}"#);
+        let claims = serde_json::to_vec(&payload(NOW, &json!({}))).unwrap();
+        let token = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        let rules = Rules {
+            max_token_bytes: 1 << 20,
+            ..rules()
+        };
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || verify(&token, TokenKind::Session, &rules, &Keys::all(), NOW, true))
+            .unwrap()
+            .join()
+            .expect("verification must not overflow a 256 KiB stack");
+        assert_eq!(
+            outcome.unwrap_err(),
+            Error::invalid("signature does not verify")
+        );
+    }
+
+    #[test]
+    fn header_that_is_not_utf8_fails() {
+        // Found by the verify_signed fuzz target: a validly signed token whose
+        // header held the byte 0x80 inside a skipped member ("typ") passed.
+        let claims = serde_json::to_vec(&payload(NOW, &json!({}))).unwrap();
+        let header = b"{\"alg\":\"RS256\",\"kid\":\"test-rsa-1\",\"typ\":\"J\x80WT\"}";
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &testkit::rsa_key(),
+            jsonwebtoken::Algorithm::RS256,
+        )
+        .unwrap();
+        assert_eq!(
+            reason(&format!("{message}.{signature}")),
             "malformed header"
         );
     }

@@ -1,15 +1,25 @@
 """Type stub for the compiled core (Rust, PyO3).
 
 Levels are the strings "NO_PERMISSIONS", "READ", "EDIT", "MANAGE"; route
-levels add "PUBLIC". Errors arrive as the classes of
-`mlflow_descope_auth.exceptions`.
+levels are "PUBLIC" (no credential), "AUTHENTICATED" (any valid identity,
+even one with NO_PERMISSIONS), "READ", "EDIT" and "MANAGE". Errors arrive as
+the classes of `mlflow_descope_auth.exceptions`.
 """
 
 from collections.abc import Sequence
 from typing import Any, final
 
 __version__: str
-__all__ = ["AccessKeyResult", "Core", "RefreshResult", "Session", "WouldBlock", "__version__"]
+__all__ = [
+    "AccessKeyResult",
+    "Core",
+    "Decision",
+    "RefreshResult",
+    "RouteTable",
+    "Session",
+    "WouldBlock",
+    "__version__",
+]
 
 class WouldBlock(Exception):
     """Raised with `blocking=False` when answering needs a call to Descope."""
@@ -80,6 +90,42 @@ class AccessKeyResult:
     def sdk_response(self) -> dict[str, Any]: ...
 
 @final
+class Decision:
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def required(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def route(self) -> str: ...
+
+@final
+class RouteTable:
+    """Which level a (method, path) needs; see docs/routes.md."""
+
+    def __new__(
+        cls,
+        routes: Sequence[tuple[str, str, str, str]],
+        *,
+        static_prefix: str = "",
+        first_match: Sequence[tuple[str, str, str, str]] = ...,
+    ) -> RouteTable:
+        """Entries are (method, pattern, level, name): method an HTTP method or
+        "*", pattern relative to `static_prefix` with Flask `<x>`, `<string:x>`,
+        `<path:x>` or FastAPI `{x}`, `{x:str}`, `{x:path}` placeholders (`""`
+        is the bare prefix), level one of PUBLIC, AUTHENTICATED, READ, EDIT,
+        MANAGE. `first_match` entries (FastAPI's native routes) are tried
+        first, in order, the first that fits winning; `routes` (Flask rules)
+        are matched the way Werkzeug does, and exact ties take the strictest
+        level. Raises ValueError naming a bad entry or prefix."""
+    def lookup(self, method: str, path: str) -> tuple[str, str]:
+        """(level, route name) for the decoded path the server routes on; HEAD
+        counts as GET; unknown routes and paths outside the static prefix are
+        ("MANAGE", "<unknown>")."""
+    def __len__(self) -> int: ...
+
+@final
 class Core:
     def __new__(
         cls,
@@ -127,6 +173,11 @@ class Core:
     ) -> AccessKeyResult:
         """Always asks Descope (no cache); `authenticate` is the cached path."""
     def select_tenant(self, tenant_id: str, refresh_token: str) -> RefreshResult: ...
+    def set_routes(self, table: RouteTable) -> None:
+        """Installs the table `authorize` decides with."""
+    def authorize(self, session: Session, method: str, path: str) -> Decision:
+        """Whether `session` may make this request; with no table installed
+        every route needs MANAGE."""
     def stats(self) -> dict[str, int]:
         """key_fetches, keys, keys_skipped, key_epoch, session_cache_entries,
         session_cache_bytes, session_cache_hits, session_cache_misses,
