@@ -2,14 +2,18 @@
 and users with typical grants.
 
 The emulator fixtures (`descope_emulator`, `descope_emulator_session`) come
-from the package's pytest plugin (`mlflow_descope_auth.testing`)."""
+from the package's pytest plugin (`mlflow_descope_auth.testing`). Servers for
+the end-to-end tests are real `mlflow server` processes (`e2e_servers.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
+from e2e_servers import ServerPool
 from mlflow_descope_auth import _core
 
 if TYPE_CHECKING:
@@ -51,3 +55,23 @@ def alice(descope_emulator: DescopeEmulator) -> str:
         custom_claims={"team": "ml"},
     )
     return "alice"
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[ServerPool]:
+    """Factory: `mlflow_server.start(env, mode=..., workers=..., static_prefix=...)`."""
+    pool = ServerPool(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
+    """The same factory, for servers a whole module shares."""
+    pool = ServerPool(tmp_path_factory.mktemp("servers"))
+    try:
+        yield pool
+    finally:
+        pool.close()
