@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_helpers import (
     Cast,
@@ -17,6 +16,7 @@ from e2e_helpers import (
     search_experiments,
 )
 from e2e_servers import SERVER_MODES, RunningServer, ServerPool, descope_env, start_server
+from mlflow_descope_auth.testing import DescopeEmulator
 
 HTTP_TIMEOUT = 2
 

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from mlflow_descope_auth import identity
 from mlflow_descope_auth._core import Core
 from mlflow_descope_auth.identity import Identity
+from mlflow_descope_auth.testing import DescopeEmulator
 
 
 def test_created_run_names_the_signed_in_user_whatever_the_client_sent() -> None:

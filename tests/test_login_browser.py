@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_servers import RunningServer, descope_env, start_server
+from mlflow_descope_auth.testing import DescopeEmulator
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")

@@ -13,7 +13,6 @@ import anyio
 import flask
 import httpx
 import pytest
-from mlflow_descope_auth.testing import DescopeEmulator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -27,6 +26,7 @@ from mlflow_descope_auth.middleware import (
     install_flask_bridge,
     install_flask_gate,
 )
+from mlflow_descope_auth.testing import DescopeEmulator
 
 ROUTES = [
     ("GET", "/stream", "READ", "stream"),

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_helpers import TIMEOUT, Cast, bearer, make_cast
 from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from mlflow_descope_auth.testing import DescopeEmulator
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import concurrent.futures
 from collections.abc import Iterator
 
 import pytest
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_helpers import (
     Cast,
@@ -18,6 +17,7 @@ from e2e_helpers import (
     search_experiments,
 )
 from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from mlflow_descope_auth.testing import DescopeEmulator
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import requests
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_helpers import (
     TIMEOUT,
@@ -33,6 +32,7 @@ from e2e_helpers import (
 )
 from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
 from mlflow_descope_auth.cookies import CHUNK_SIZE
+from mlflow_descope_auth.testing import DescopeEmulator
 
 PROJECT_ID = "P2PluginEndToEnd01"
 EVIL = "https://evil.example"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_servers import SERVER_MODES, descope_env, free_port, server_command, stop_process_group
+from mlflow_descope_auth.testing import DescopeEmulator
 
 
 def run_until_exit(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:

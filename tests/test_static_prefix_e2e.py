@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from mlflow_descope_auth.testing import DescopeEmulator
 
 from e2e_helpers import (
     TIMEOUT,
@@ -18,6 +17,7 @@ from e2e_helpers import (
     make_cast,
 )
 from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from mlflow_descope_auth.testing import DescopeEmulator
 
 PREFIX = "/mlflow"
 
