@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv, builds the wheel once (again only when the sources change) and
-# installs it with the development extras. Sourced by test.sh and demo.sh.
+# installs it with the development extras. Sourced by test.sh; run on its own
+# it only prepares .venv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
