@@ -369,15 +369,7 @@ impl Core {
     /// # Errors
     /// See [`token::verify`].
     pub fn verify_uncached(&self, token: &str, blocking: bool) -> Result<Arc<Session>> {
-        let now = now_unix();
-        let verified = token::verify(
-            token,
-            TokenKind::Session,
-            &self.rules,
-            &self.keys,
-            now,
-            blocking,
-        )?;
+        let verified = self.verify(token, TokenKind::Session, blocking)?;
         self.session_from(verified.claims, verified.expires_at, false)
     }
 
@@ -387,16 +379,8 @@ impl Core {
         blocking: bool,
         access_key: bool,
     ) -> Result<Arc<Session>> {
-        let now = now_unix();
         let epoch = self.keys.epoch();
-        let verified = token::verify(
-            token,
-            TokenKind::Session,
-            &self.rules,
-            &self.keys,
-            now,
-            blocking,
-        )?;
+        let verified = self.verify(token, TokenKind::Session, blocking)?;
         let session = self.session_from(verified.claims, verified.expires_at, access_key)?;
         if !access_key {
             let cost = session.claims.approximate_size();
@@ -406,10 +390,15 @@ impl Core {
                 verified.expires_at,
                 epoch,
                 cost,
-                now,
+                now_unix(),
             );
         }
         Ok(session)
+    }
+
+    /// [`token::verify`] under this core's rules and key store, now.
+    fn verify(&self, token: &str, kind: TokenKind, blocking: bool) -> Result<token::Verified> {
+        token::verify(token, kind, &self.rules, &self.keys, now_unix(), blocking)
     }
 
     fn session_from(
@@ -432,15 +421,7 @@ impl Core {
     /// # Errors
     /// See [`token::verify`].
     pub fn validate_refresh(&self, token: &str, blocking: bool) -> Result<Arc<Session>> {
-        let now = now_unix();
-        let verified = token::verify(
-            token,
-            TokenKind::Refresh,
-            &self.rules,
-            &self.keys,
-            now,
-            blocking,
-        )?;
+        let verified = self.verify(token, TokenKind::Refresh, blocking)?;
         self.session_from(verified.claims, verified.expires_at, false)
     }
 
