@@ -23,4 +23,5 @@ step "mypy (and stubtest: the _core stub matches the compiled module)"
 mypy
 python -m mypy.stubtest mlflow_descope_auth._core
 step "pytest"
+scripts/ensure-chromium.sh
 pytest "$@"

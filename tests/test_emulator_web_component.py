@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 
 import jwt
 import pytest
 
+from browser import MISSING, launch
+
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
+pytestmark = pytest.mark.skipif(MISSING, reason="no chromium installed")
 
 PAGE = """<!doctype html>
 <html><body>
@@ -37,7 +36,7 @@ PAGE = """<!doctype html>
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        launched = launch(playwright)
         yield launched
         launched.close()
 

@@ -6,20 +6,18 @@ Chromium is not installed.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from browser import MISSING, launch
 from e2e_servers import RunningServer, descope_env, start_server
 from mlflow_descope_auth.testing import DescopeEmulator
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed")
+pytestmark = pytest.mark.skipif(MISSING, reason="no chromium installed")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +39,7 @@ def server(
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        launched = launch(playwright)
         yield launched
         launched.close()
 
