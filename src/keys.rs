@@ -320,10 +320,17 @@ impl KeyStore {
 
     /// Fetches and installs a key set; the caller holds the fetch lock.
     fn fetch_locked(&self, state: &mut FetchState) -> Result<()> {
-        state.last_attempt = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let body = self.source.fetch_key_set()?;
-        let (fresh, skipped) = parse_key_set(&body)?;
+        let fetched = self
+            .source
+            .fetch_key_set()
+            .and_then(|body| parse_key_set(&body));
+        // Stamped when the fetch ends, not when it starts: the threads queued
+        // behind a slow fetch then take its outcome instead of each starting
+        // another one in turn (a hanging Descope would otherwise hold the last
+        // of them for one timeout per thread ahead of it).
+        state.last_attempt = Some(Instant::now());
+        let (fresh, skipped) = fetched?;
         self.install(fresh);
         self.skipped.store(skipped as u64, Ordering::Relaxed);
         state.loaded = true;
@@ -575,6 +582,37 @@ pub(crate) mod tests {
         store.load().unwrap();
 
         assert!(store.epoch() > first);
+    }
+
+    #[test]
+    fn threads_queued_behind_a_slow_failing_fetch_do_not_fetch_again() {
+        // The fetch outlasts the first-load retry window, as a hanging
+        // Descope cut off by the HTTP timeout does.
+        let source = Arc::new(StubSource {
+            body: Mutex::new(Err(down())),
+            calls: AtomicUsize::new(0),
+            delay: FIRST_LOAD_RETRY + Duration::from_millis(200),
+        });
+        let store = Arc::new(KeyStore::new(source.clone(), Duration::from_secs(30)));
+        let started = Instant::now();
+
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || store.key("test-rsa-1", true))
+            })
+            .collect();
+        for thread in threads {
+            let error = thread.join().unwrap().unwrap_err();
+            assert!(matches!(error, Error::Unavailable { .. }), "{error:?}");
+        }
+
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < 2 * source.delay,
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
