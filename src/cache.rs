@@ -249,6 +249,22 @@ impl<V: Clone> Memo<V> {
         self.slots.lock().remove(key);
     }
 
+    /// Forgets every remembered success that `stale` picks (runs in flight
+    /// finish as they are) and returns their keys.
+    pub fn forget_matching(&self, stale: impl Fn(&V) -> bool) -> Vec<[u8; 32]> {
+        let mut forgotten = Vec::new();
+        self.slots.lock().retain(|key, slot| {
+            let picked = slot.try_lock().is_some_and(
+                |state| matches!(state.as_ref(), Some((Ok(value), _)) if stale(value)),
+            );
+            if picked {
+                forgotten.push(*key);
+            }
+            !picked
+        });
+        forgotten
+    }
+
     /// How many times a run was started.
     pub fn runs(&self) -> u64 {
         self.runs.load(Ordering::Relaxed)

@@ -579,7 +579,7 @@ impl Core {
     /// As [`Core::refresh`].
     pub fn logout(&self, refresh_token: &str) -> Result<()> {
         self.validate_refresh(refresh_token, true)?;
-        self.refreshes.forget(&digest(refresh_token));
+        self.forget_refresh_chain(refresh_token);
         self.descope.logout(refresh_token)
     }
 
@@ -589,7 +589,7 @@ impl Core {
     /// As [`Core::refresh`].
     pub fn logout_all(&self, refresh_token: &str) -> Result<()> {
         self.validate_refresh(refresh_token, true)?;
-        self.refreshes.forget(&digest(refresh_token));
+        self.forget_refresh_chain(refresh_token);
         self.descope.logout_all(refresh_token)
     }
 
@@ -608,6 +608,22 @@ impl Core {
     /// [`Error::InvalidToken`] naming `aud`.
     pub fn check_audience(&self, session: &Session, audience: Option<&[String]>) -> Result<()> {
         token::check_audience(&session.claims.raw, audience, &self.settings.project_id)
+    }
+
+    /// Forgets the remembered refreshes of `refresh_token` and of every token
+    /// it was rotated from: once the newest token of a rotation chain is
+    /// logged out, an older one must not keep yielding sessions from memory.
+    fn forget_refresh_chain(&self, refresh_token: &str) {
+        let mut pending = vec![digest(refresh_token)];
+        while let Some(key) = pending.pop() {
+            self.refreshes.forget(&key);
+            pending.extend(self.refreshes.forget_matching(|refreshed| {
+                refreshed
+                    .refresh_jwt
+                    .as_deref()
+                    .is_some_and(|rotated| digest(rotated) == key)
+            }));
+        }
     }
 
     /// Installs the route table that [`Core::authorize`] decides with.

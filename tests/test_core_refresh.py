@@ -166,6 +166,27 @@ def test_logout_revokes_and_forgets_the_remembered_refresh(
     assert descope_emulator.calls("refresh") == 2
 
 
+@pytest.mark.descope_emulator(rotate_refresh_tokens=True)
+@pytest.mark.parametrize("logout", ["logout", "logout_all"])
+def test_logout_of_the_newest_token_forgets_the_tokens_it_was_rotated_from(
+    core: _core.Core, descope_emulator: DescopeEmulator, alice: str, logout: str
+) -> None:
+    oldest = descope_emulator.login(alice)["refreshJwt"]
+    middle = core.refresh(oldest).refresh_jwt
+    assert middle is not None
+    newest = core.refresh(middle).refresh_jwt
+    assert newest is not None
+
+    getattr(core, logout)(newest)
+
+    # Without the chain being forgotten, memory would hand out new sessions
+    # for the rotated-away tokens without asking Descope.
+    for rotated_away in (oldest, middle):
+        with pytest.raises(RefreshRefusedError):
+            core.refresh(rotated_away)
+    assert descope_emulator.calls("refresh") == 4
+
+
 def test_logout_all_and_me(core: _core.Core, descope_emulator: DescopeEmulator, alice: str) -> None:
     refresh = descope_emulator.mint_refresh(alice)
 
