@@ -7,7 +7,7 @@
 //! and any transport failure, means Descope is unavailable. Error messages
 //! carry at most Descope's short error code, never a token or key.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use ureq::http::{HeaderMap, Response};
@@ -21,6 +21,8 @@ pub const DEFAULT_RETRY_AFTER: u64 = 5;
 
 /// Largest response body read from Descope.
 const MAX_BODY_BYTES: u64 = 1 << 20;
+/// Longest we hold off after a 429, whatever its `Retry-After` says.
+const MAX_HOLD_OFF: Duration = Duration::from_secs(300);
 
 /// A session-issuing answer (refresh, tenant select).
 #[derive(Debug, Clone, Default)]
@@ -51,6 +53,8 @@ pub struct Descope {
     agent: Agent,
     base_url: String,
     project_id: String,
+    /// Until when Descope's last 429 asked this project to wait.
+    rate_limited_until: parking_lot::Mutex<Option<Instant>>,
 }
 
 /// What a refused credential turns into, per call.
@@ -77,6 +81,7 @@ impl Descope {
             agent,
             base_url: base_url.trim_end_matches('/').to_owned(),
             project_id: project_id.to_owned(),
+            rate_limited_until: parking_lot::Mutex::new(None),
         }
     }
 
@@ -187,22 +192,50 @@ impl Descope {
         body: &Value,
         refusal: Refusal,
     ) -> Result<Response<Body>> {
+        self.hold_off()?;
         let request = self
             .agent
             .post(format!("{}{path}", self.base_url))
             .header("Authorization", self.bearer(credential));
-        finish(request.send_json(body), refusal)
+        self.noting_rate_limit(finish(request.send_json(body), refusal))
+    }
+
+    /// While Descope's last 429 asks this project to wait, every call is
+    /// answered `RateLimited` without reaching Descope: a flood of distinct
+    /// unknown access keys must not keep the project rate-limited for the
+    /// users whose refreshes and exchanges are real.
+    fn hold_off(&self) -> Result<()> {
+        let until = *self.rate_limited_until.lock();
+        let Some(left) = until.and_then(|until| until.checked_duration_since(Instant::now()))
+        else {
+            return Ok(());
+        };
+        if left.is_zero() {
+            return Ok(());
+        }
+        Err(Error::RateLimited {
+            retry_after: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+        })
+    }
+
+    fn noting_rate_limit<T>(&self, outcome: Result<T>) -> Result<T> {
+        if let Err(Error::RateLimited { retry_after }) = &outcome {
+            let wait = Duration::from_secs(*retry_after).min(MAX_HOLD_OFF);
+            *self.rate_limited_until.lock() = Some(Instant::now() + wait);
+        }
+        outcome
     }
 }
 
 impl KeySetSource for Descope {
     fn fetch_key_set(&self) -> Result<Vec<u8>> {
+        self.hold_off()?;
         let url = format!("{}/v2/keys/{}", self.base_url, self.project_id);
         let request = self
             .agent
             .get(url)
             .header("Authorization", format!("Bearer {}", self.project_id));
-        let mut reply = finish(request.call(), Refusal::KeySet)?;
+        let mut reply = self.noting_rate_limit(finish(request.call(), Refusal::KeySet))?;
         reply
             .body_mut()
             .with_config()
@@ -470,6 +503,25 @@ mod tests {
             .unwrap_err();
 
         assert_eq!(error, Error::RateLimited { retry_after: 7 });
+    }
+
+    #[test]
+    fn after_a_429_calls_wait_out_retry_after_without_reaching_descope() {
+        let limited =
+            Reply::json(429, r#"{"errorCode": "E130429"}"#).with_header("Retry-After", "30");
+        let server = StubServer::start(vec![limited, Reply::json(200, "{}")]);
+        let descope = client(&server, 2000);
+
+        let first = descope.exchange_access_key("K2one", None).unwrap_err();
+        let second = descope.exchange_access_key("K2two", None).unwrap_err();
+        let refresh = descope.refresh("old").unwrap_err();
+
+        assert_eq!(first, Error::RateLimited { retry_after: 30 });
+        assert!(
+            matches!(second, Error::RateLimited { retry_after } if (29..=30).contains(&retry_after))
+        );
+        assert!(matches!(refresh, Error::RateLimited { .. }));
+        assert_eq!(server.requests().len(), 1);
     }
 
     #[test]
