@@ -1,7 +1,8 @@
 """Each permission level, end to end, through MLflow's own Python client (issue 5, contract §5).
 
-Two real `mlflow server --app-name descope-auth` processes share the module: one reads
-project-level grants, one runs with `DESCOPE_TENANT` and reads only that tenant's grants.
+Per server mode (uvicorn, gunicorn), two real `mlflow server --app-name descope-auth`
+processes are shared: one reads project-level grants, one runs with `DESCOPE_TENANT` and
+reads only that tenant's grants.
 Both use `DESCOPE_DEFAULT_PERMISSION=NO_PERMISSIONS`, so a user without grants has none.
 Every claim shape of §5 has its own user. A refused write is checked afterwards, by a
 manager, to have changed nothing.
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import pytest
 import requests
 
-from e2e_servers import RunningServer, ServerPool, descope_env, wait_healthy
+from e2e_servers import SERVER_MODES, RunningServer, ServerPool, descope_env, wait_healthy
 from mlflow_descope_auth.testing import DescopeEmulator
 
 TENANT = "T1"
@@ -138,19 +139,24 @@ def seed(client: Any, directory: Path) -> Seed:
     return Seed(experiment_id=experiment_id, run_id=run_id, model=model)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=SERVER_MODES)
 def world(
-    mlflow_server_module: ServerPool, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    mlflow_server_module: ServerPool,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[World]:
+    mode = request.param
     with DescopeEmulator(project_id="P2LevelsEndToEnd01") as emulator:
         for case in NO_PERMISSIONS + READ + EDIT + MANAGE:
             emulator.create_user(case.login_id, **case.grants)
         emulator.create_user(SEEDER, roles=["admin"], **in_tenant(TENANT, roles=("admin",)))
         base = {"DESCOPE_DEFAULT_PERMISSION": "NO_PERMISSIONS"}
         servers = {
-            "project": mlflow_server_module.start(descope_env(emulator, **base), wait=False),
+            "project": mlflow_server_module.start(
+                descope_env(emulator, **base), mode=mode, wait=False
+            ),
             "tenant": mlflow_server_module.start(
-                descope_env(emulator, DESCOPE_TENANT=TENANT, **base), wait=False
+                descope_env(emulator, DESCOPE_TENANT=TENANT, **base), mode=mode, wait=False
             ),
         }
         for server in servers.values():
@@ -158,8 +164,11 @@ def world(
         world = World(emulator=emulator, servers=servers, seeds={})
         for name in servers:
             with signed_in(world, name, SEEDER) as client:
-                world.seeds[name] = seed(client, tmp_path_factory.mktemp(f"seed-{name}"))
+                world.seeds[name] = seed(client, tmp_path_factory.mktemp(f"seed-{mode}-{name}"))
         yield world
+        # The next mode's servers should not share the two cores with these.
+        for server in servers.values():
+            server.stop()
 
 
 def ids(cases: list[Case]) -> list[str]:
