@@ -17,7 +17,7 @@ pip_quiet=(--quiet --disable-pip-version-check)
 
 stamp=.venv/.mlflow-descope-auth.stamp
 sources_hash="$(
-    { git ls-files -co --exclude-standard -- src python Cargo.toml Cargo.lock pyproject.toml \
+    { git ls-files -co --exclude-standard -- src python Cargo.toml Cargo.lock pyproject.toml scripts/constraints.txt \
         2>/dev/null || find src python Cargo.toml pyproject.toml -type f; } \
         | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1
 )"
@@ -34,5 +34,5 @@ maturin build --release --out dist
 wheel="$(ls dist/mlflow_descope_auth-*.whl)"
 echo "setup: installing $wheel with the dev extras"
 pip install "${pip_quiet[@]}" --force-reinstall --no-deps "$wheel"
-pip install "${pip_quiet[@]}" "${wheel}[dev]"
+pip install "${pip_quiet[@]}" --constraint scripts/constraints.txt "${wheel}[dev]"
 echo "$sources_hash" > "$stamp"
