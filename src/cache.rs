@@ -289,6 +289,14 @@ impl<V: Clone> Memo<V> {
                 slot.try_lock()
                     .is_none_or(|state| state.as_ref().is_some_and(|(_, until)| now < *until))
             });
+            // Then remembered failures: a flood of distinct refused keys must
+            // not push out the successes of the keys that work.
+            if slots.len() >= self.max_entries {
+                slots.retain(|_, slot| {
+                    slot.try_lock()
+                        .is_none_or(|state| !matches!(state.as_ref(), Some((Err(_), _))))
+                });
+            }
             while slots.len() >= self.max_entries {
                 let Some(victim) = slots.keys().next().copied() else {
                     break;
@@ -468,6 +476,32 @@ mod tests {
                 .unwrap();
         }
         assert!(memo.len() <= 8);
+    }
+
+    #[test]
+    fn a_flood_of_failures_does_not_push_out_successes() {
+        let memo: Memo<u8> = Memo::new(8);
+        let later = || Some(Instant::now() + Duration::from_secs(60));
+        for i in 0..4 {
+            memo.get_or_run(digest(&format!("good{i}")), |_| true, || (Ok(1), later()))
+                .unwrap();
+        }
+        for i in 0..1000 {
+            let refused = memo.get_or_run(
+                digest(&format!("bad{i}")),
+                |_| true,
+                || (Err(Error::AccessKeyRefused), later()),
+            );
+            assert_eq!(refused, Err(Error::AccessKeyRefused));
+        }
+        assert!(memo.len() <= 8);
+        for i in 0..4 {
+            assert_eq!(
+                memo.peek(&digest(&format!("good{i}")), |_| true),
+                Some(Ok(1)),
+                "success {i} was evicted by failures"
+            );
+        }
     }
 
     #[test]

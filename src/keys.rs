@@ -281,6 +281,10 @@ impl KeyStore {
     pub fn load(&self) -> Result<usize> {
         let mut state = self.state.lock();
         self.fetch_locked(&mut state)?;
+        // A deliberate load (at start-up, in every worker) does not start the
+        // unknown-`kid` cooldown: a key rotated in just after it is fetched
+        // at its first use instead of being refused for a whole cooldown.
+        state.last_attempt = None;
         Ok(self.keys.read().len())
     }
 
@@ -552,6 +556,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn key_rotated_in_right_after_a_load_is_fetched_at_once() {
+        let keys = test_keys();
+        let source = StubSource::serving(&jwks_with(&keys[..1]));
+        let store = KeyStore::new(source.clone(), Duration::from_secs(30));
+        store.load().unwrap();
+
+        source.set(Ok(&jwks_with(&keys[..2])));
+
+        assert_eq!(store.key("test-rsa-2", true).unwrap().kid(), "test-rsa-2");
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+        // That fetch, caused by an unknown kid, starts the cooldown.
+        assert!(store.key("random", true).is_err());
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn failed_load_still_holds_the_next_attempt_briefly() {
+        let source = StubSource::serving(JWKS);
+        source.set(Err(down()));
+        let store = KeyStore::new(source.clone(), Duration::from_secs(30));
+        assert!(store.load().is_err());
+
+        assert!(matches!(
+            store.key("test-rsa-1", true),
+            Err(Error::Unavailable { .. })
+        ));
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn dropping_a_key_bumps_the_epoch_and_adding_does_not() {
         let keys = test_keys();
         let source = StubSource::serving(&jwks_with(&keys[..1]));
@@ -651,7 +685,10 @@ pub(crate) mod tests {
 
         store.load().unwrap();
         assert!(store.key("test-rsa-1", false).is_ok());
-        // Within the cooldown no fetch is needed, so the answer comes at once.
+        // The first unknown kid after a load is worth a fetch...
+        assert_eq!(store.key("unknown", false).unwrap_err(), Error::WouldBlock);
+        assert!(store.key("unknown", true).is_err());
+        // ...and within the cooldown that follows, the answer comes at once.
         assert!(matches!(
             store.key("unknown", false).unwrap_err(),
             Error::InvalidToken(_)

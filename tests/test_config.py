@@ -136,6 +136,12 @@ def test_get_config_reads_the_working_directory_dotenv(
         ("DESCOPE_WEB_COMPONENT_URL", "javascript:alert(1)", "http:// or https://"),
         ("DESCOPE_WEB_COMPONENT_VERSION", "4.3.2<script>", "version"),
         ("DESCOPE_PROJECT_ID", "P2 bad/id", "letters, digits"),
+        ("DESCOPE_REDIRECT_URL", "javascript:alert(1)", "path starting with /"),
+        ("DESCOPE_REDIRECT_URL", "//evil.example/", "path starting with /"),
+        ("DESCOPE_REDIRECT_URL", "/\\evil.example/", "path starting with /"),
+        ("DESCOPE_REDIRECT_URL", "experiments", "path starting with /"),
+        ("DESCOPE_REDIRECT_URL", '/"><script>', "path starting with /"),
+        ("DESCOPE_ADMIN_ROLES", " , ", "at least one role"),
     ],
 )
 def test_invalid_values_name_the_variable_and_the_allowed_values(
@@ -147,6 +153,29 @@ def test_invalid_values_name_the_variable_and_the_allowed_values(
 
     assert str(raised.value).startswith(variable)
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "redirect", ["/", "/#/experiments", "/mlflow/", "https://mlflow.example.com/#/models"]
+)
+def test_redirect_url_takes_a_path_or_an_http_url(redirect: str) -> None:
+    config = Config(DESCOPE_PROJECT_ID=PROJECT, DESCOPE_REDIRECT_URL=redirect)
+
+    assert redirect == config.DESCOPE_REDIRECT_URL
+
+
+@pytest.mark.parametrize("roles", [None, 7, b"admin", [1, 2]])
+def test_admin_roles_of_the_wrong_type_is_a_configuration_error(roles: object) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        Config(DESCOPE_PROJECT_ID=PROJECT, ADMIN_ROLES=roles)  # type: ignore[arg-type]
+
+    assert str(raised.value).startswith("DESCOPE_ADMIN_ROLES (Config.ADMIN_ROLES)")
+
+
+def test_admin_roles_from_python_may_be_empty_or_a_string() -> None:
+    assert Config(DESCOPE_PROJECT_ID=PROJECT, ADMIN_ROLES=[]).ADMIN_ROLES == []
+    config = Config(DESCOPE_PROJECT_ID=PROJECT, ADMIN_ROLES="ops, admin,")  # type: ignore[arg-type]
+    assert config.ADMIN_ROLES == ["ops", "admin"]
 
 
 def test_management_key_never_appears_in_repr_or_errors(tmp_path: Path) -> None:

@@ -125,6 +125,27 @@ def test_gateway_without_x_mlflow_authorization_uses_authorization() -> None:
     assert credential.value == "key"
 
 
+@pytest.mark.parametrize(
+    "key", ["sk-proj-abc123", "sk-ant-api03-xyz", "AIzaSyExample", "gsk_example", "hf_example"]
+)
+def test_gateway_provider_key_in_authorization_is_not_an_mlflow_credential(key: str) -> None:
+    info = request("POST", "/gateway/e/mlflow/invocations", authorization=f"Bearer {key}")
+    assert gate.header_credential(info, "") is None
+    # Outside the gateway the same value is an MLflow credential (and refused later).
+    elsewhere = request("POST", "/api/2.0/mlflow/runs/create", authorization=f"Bearer {key}")
+    credential = gate.header_credential(elsewhere, "")
+    assert credential is not None
+    assert credential.value == key
+
+
+def test_gateway_access_key_or_jwt_in_authorization_is_still_used() -> None:
+    for value in ("K2accesskeyvalue", "sk-looking.but.a.jwt"):
+        info = request("POST", "/gateway/e/mlflow/invocations", authorization=f"Bearer {value}")
+        credential = gate.header_credential(info, "")
+        assert credential is not None
+        assert credential.value == value
+
+
 def test_x_mlflow_authorization_is_ignored_outside_the_gateway() -> None:
     info = request("POST", "/api/2.0/mlflow/runs/create", x_mlflow_authorization="Bearer x.y.z")
     assert gate.header_credential(info, "") is None

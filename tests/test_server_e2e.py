@@ -150,6 +150,27 @@ def test_gateway_invalid_x_mlflow_authorization_never_falls_back(
     assert_json_401(response)
 
 
+def test_gateway_provider_key_never_reaches_descope(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast
+) -> None:
+    before = emu.calls("exchange")
+    provider = bearer("sk-proj-provider-key-for-upstream")
+    response = requests.post(
+        server.url("/gateway/chat/mlflow/invocations"), json={}, headers=provider, timeout=TIMEOUT
+    )
+    assert_json_401(response)
+    assert "X-MLflow-Authorization" in response.json()["message"]
+    # With the MLflow credential where the gateway expects it, the call passes the gate
+    # (MLflow itself then answers: there is no such endpoint; under gunicorn the path is
+    # not a route at all, which only MANAGE may reach).
+    headers = {**provider, "X-MLflow-Authorization": f"Bearer {session_for(emu, cast.admin)}"}
+    response = requests.post(
+        server.url("/gateway/chat/mlflow/invocations"), json={}, headers=headers, timeout=TIMEOUT
+    )
+    assert response.status_code not in (401, 403), response.text
+    assert emu.calls("exchange") == before
+
+
 # --- refresh -----------------------------------------------------------------------
 
 

@@ -59,6 +59,9 @@ _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,64}")
 _VERSION = re.compile(r"[0-9A-Za-z.+-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Where a login lands: a path of this site or an http(s) URL. No other scheme
+# (javascript:, data:), no protocol-relative //host, no whitespace or quotes.
+_REDIRECT = re.compile(r"(https?://[^\s/?#\\\"'<>]+|/)[^\s\"'<>\x00-\x1f\x7f]*")
 
 CookieSecure = Union[bool, str]
 
@@ -77,9 +80,23 @@ def base_url_for(project_id: str) -> str:
 
 
 def _roles(value: str | Iterable[str]) -> list[str]:
-    items = value.split(",") if isinstance(value, str) else list(value)
-    if not all(isinstance(item, str) for item in items):
-        raise _fail("DESCOPE_ADMIN_ROLES", "ADMIN_ROLES", "must be role names (strings)")
+    if isinstance(value, str):
+        roles = [item.strip() for item in value.split(",") if item.strip()]
+        if not roles:
+            # "," or " , " is a typo, not a wish for no admin role: say so.
+            raise _fail(
+                "DESCOPE_ADMIN_ROLES",
+                "ADMIN_ROLES",
+                "must list at least one role name, comma-separated (for example admin)",
+            )
+        return roles
+    items = list(value) if isinstance(value, (list, tuple, set, frozenset)) else None
+    if items is None or not all(isinstance(item, str) for item in items):
+        raise _fail(
+            "DESCOPE_ADMIN_ROLES",
+            "ADMIN_ROLES",
+            "must be a comma-separated string or a list of role names",
+        )
     return [item.strip() for item in items if item.strip()]
 
 
@@ -174,12 +191,13 @@ class Config:
             )
         self._set("DESCOPE_WEB_COMPONENT_URL", script)
 
-        redirect = self.DESCOPE_REDIRECT_URL.strip()
-        if not redirect or _CONTROL.search(redirect):
+        redirect = str(self.DESCOPE_REDIRECT_URL or "").strip()
+        if not _REDIRECT.fullmatch(redirect) or redirect.startswith(("//", "/\\")):
             raise _fail(
                 "DESCOPE_REDIRECT_URL",
                 "DESCOPE_REDIRECT_URL",
-                "must be a non-empty URL or path without control characters",
+                "must be a path starting with / (for example /#/experiments) or an "
+                "http:// or https:// URL",
             )
         self._set("DESCOPE_REDIRECT_URL", redirect)
 

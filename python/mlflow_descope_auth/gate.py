@@ -174,7 +174,10 @@ class Gate:
         session_token = cookies.read_token(info.cookies, self._settings.session_cookie)
         refresh_token = cookies.read_token(info.cookies, self._settings.refresh_cookie)
         if session_token is None and refresh_token is None:
-            return self._unauthenticated(info, "authentication required")
+            reason = "authentication required"
+            if "authorization" in info.headers:
+                reason += "; on /gateway/* send the MLflow credential in X-MLflow-Authorization"
+            return self._unauthenticated(info, reason)
         if info.method in UNSAFE_METHODS and is_cross_site(info, self._settings.trusted_origins):
             return forbidden("cross-site request refused")
         return self._admit_cookies(info, session_token, refresh_token, blocking=blocking)
@@ -286,14 +289,32 @@ def header_credential(info: RequestInfo, static_prefix: str) -> Credential | Non
     On `/gateway/*` a present `X-MLflow-Authorization` is the only credential
     looked at: `Authorization` there belongs to the LLM provider.
     """
-    if relative_path(info.path, static_prefix).startswith(GATEWAY_ROOT):
+    on_gateway = relative_path(info.path, static_prefix).startswith(GATEWAY_ROOT)
+    if on_gateway:
         value = info.headers.get(MLFLOW_AUTHORIZATION)
         if value is not None:
             return parse_authorization(value, source="x-mlflow-authorization")
     value = info.headers.get("authorization")
     if value is None:
         return None
-    return parse_authorization(value)
+    credential = parse_authorization(value)
+    if on_gateway and credential.source == "bearer" and is_provider_key(credential.value):
+        # An LLM provider's key, on its way upstream: not ours, and never sent
+        # to Descope as if it were an access key. Cookies may still sign in.
+        logger.debug("gateway Authorization carries a provider key; not an MLflow credential")
+        return None
+    return credential
+
+
+# Prefixes of LLM provider API keys (OpenAI and Anthropic `sk-`, Google `AIza`,
+# Groq, xAI, Hugging Face, Perplexity, Replicate, NVIDIA). Descope access keys
+# never start so; a miss only means the key is refused by Descope, as before.
+PROVIDER_KEY_PREFIXES = ("sk-", "AIza", "gsk_", "xai-", "hf_", "pplx-", "r8_", "nvapi-")
+
+
+def is_provider_key(token: str) -> bool:
+    """True for a bearer value shaped like an LLM provider's API key (never a JWT)."""
+    return "." not in token and token.startswith(PROVIDER_KEY_PREFIXES)
 
 
 def parse_authorization(value: str, *, source: str | None = None) -> Credential:
