@@ -215,20 +215,29 @@ pub trait KeyLookup {
     fn key(&self, kid: &str, blocking: bool) -> Result<Arc<VerifyKey>>;
 }
 
-/// When the last fetch happened, and whether any ever succeeded.
+/// When the last fetch happened, whether any ever succeeded, and whether the
+/// last one failed.
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<Instant>,
     loaded: bool,
+    last_failed: bool,
 }
 
 impl FetchState {
-    fn may_fetch(&self, now: Instant, cooldown: Duration) -> bool {
-        let wait = if self.loaded {
+    /// After a failed fetch the next one may come soon (Descope may be back,
+    /// and a key rotated in meanwhile must not wait a whole cooldown); after
+    /// a successful one, only once per cooldown.
+    fn wait(&self, cooldown: Duration) -> Duration {
+        if self.loaded && !self.last_failed {
             cooldown
         } else {
             cooldown.min(FIRST_LOAD_RETRY)
-        };
+        }
+    }
+
+    fn may_fetch(&self, now: Instant, cooldown: Duration) -> bool {
+        let wait = self.wait(cooldown);
         self.last_attempt
             .is_none_or(|last| now.saturating_duration_since(last) >= wait)
     }
@@ -312,14 +321,21 @@ impl KeyStore {
 
     /// The error for an unknown `kid` when no fetch is allowed.
     fn refused(&self, state: &FetchState, now: Instant) -> Error {
-        if state.loaded {
+        if state.loaded && !state.last_failed {
             return Error::invalid("unknown signing key (kid)");
         }
+        // The key set could not be fetched lately: the kid may be a rotated-in
+        // key, so this is an outage to retry, not a bad token.
         let waited = state
             .last_attempt
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
-        let wait = self.cooldown.min(FIRST_LOAD_RETRY).saturating_sub(waited);
-        Error::unavailable("key set not loaded", wait.as_secs().max(1))
+        let wait = state.wait(self.cooldown).saturating_sub(waited);
+        let reason = if state.loaded {
+            "key set could not be refreshed"
+        } else {
+            "key set not loaded"
+        };
+        Error::unavailable(reason, wait.as_secs().max(1))
     }
 
     /// Fetches and installs a key set; the caller holds the fetch lock.
@@ -334,6 +350,7 @@ impl KeyStore {
         // another one in turn (a hanging Descope would otherwise hold the last
         // of them for one timeout per thread ahead of it).
         state.last_attempt = Some(Instant::now());
+        state.last_failed = fetched.is_err();
         let (fresh, skipped) = fetched?;
         self.install(fresh);
         self.skipped.store(skipped as u64, Ordering::Relaxed);
@@ -569,6 +586,39 @@ pub(crate) mod tests {
         // That fetch, caused by an unknown kid, starts the cooldown.
         assert!(store.key("random", true).is_err());
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn rotation_during_an_outage_is_unavailable_then_heals_without_a_cooldown() {
+        let keys = test_keys();
+        let source = StubSource::serving(&jwks_with(&keys[..1]));
+        let store = KeyStore::new(source.clone(), Duration::from_secs(30));
+        store.load().unwrap();
+        source.set(Err(down()));
+
+        // The fetch for the new kid fails: an outage, not a bad token...
+        assert!(matches!(
+            store.key("test-rsa-2", true),
+            Err(Error::Unavailable { .. })
+        ));
+        // ...and so is the answer while the short retry wait runs.
+        assert!(matches!(
+            store.key("test-rsa-2", true),
+            Err(Error::Unavailable { .. })
+        ));
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+        // Cached keys keep working meanwhile.
+        assert!(store.key("test-rsa-1", true).is_ok());
+
+        source.set(Ok(&jwks_with(&keys[..2])));
+        std::thread::sleep(FIRST_LOAD_RETRY + Duration::from_millis(50));
+        assert_eq!(store.key("test-rsa-2", true).unwrap().kid(), "test-rsa-2");
+        // Back to normal: the next unknown kid waits out the whole cooldown.
+        assert_eq!(
+            store.key("random", true).unwrap_err(),
+            Error::invalid("unknown signing key (kid)")
+        );
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]
