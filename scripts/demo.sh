@@ -13,7 +13,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-# shellcheck source=scripts/setup.sh
+# shellcheck disable=SC1091
 . scripts/setup.sh
 
 port="${DEMO_PORT:-5000}"
