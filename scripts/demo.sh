@@ -78,11 +78,12 @@ start_group() {
     groups+=("$!")
 }
 
-# The emulator and the server must not pick up the caller's Descope settings
-# (or a .env: the server runs in $workdir).
+# The emulator and the server must not pick up the caller's Descope or MLflow
+# settings (MLFLOW_STATIC_PREFIX, for one, would move every URL printed below),
+# nor a .env (the servers run in $workdir).
 while IFS= read -r name; do
     unset "$name"
-done < <(compgen -e | grep '^DESCOPE_' || true)
+done < <(compgen -e | grep -E '^(DESCOPE|MLFLOW)_' || true)
 
 say "starting the Descope emulator with demo users"
 emulator_log="$workdir/emulator.log"

@@ -70,8 +70,9 @@ def _restore_sigint() -> None:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCOPE_")}
-    env.update(DEMO_PORT=str(free_port()), TMPDIR=str(tmp_path))
+    env = dict(os.environ, DEMO_PORT=str(free_port()), TMPDIR=str(tmp_path))
+    # The caller's own settings must not leak into the demo.
+    env.update(DESCOPE_PROJECT_ID="P2NotTheDemo", MLFLOW_STATIC_PREFIX="/not-the-demo")
     process = subprocess.Popen(
         ["bash", str(DEMO)],
         cwd=ROOT,
@@ -153,7 +154,7 @@ def test_demo_serves_the_login_and_the_api_then_ctrl_c_stops_everything(
         f"{base_url}/", headers={"Accept": BROWSER_ACCEPT}, timeout=30, allow_redirects=False
     )
     assert page.status_code == 302
-    assert page.headers["Location"].endswith("/auth/login?next=%2F")
+    assert page.headers["Location"] == "/auth/login?next=%2F"
     login = requests.get(f"{base_url}/auth/login", timeout=30)
     assert login.status_code == 200
     assert login.headers["Content-Type"].startswith("text/html")
