@@ -23,6 +23,7 @@ sources_hash="$(
 )"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources_hash" ]; then
     echo "setup: wheel up to date"
+    # shellcheck disable=SC2317  # the exit is for running it directly, not sourced
     return 0 2>/dev/null || exit 0
 fi
 
