@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every target in fuzz/ for a bounded time: scripts/fuzz.sh [seconds-per-target]
-# (default 20). Installs cargo-fuzz when missing, builds the targets, and runs
+# (default 20). Installs cargo-fuzz into .tools/ inside the clone when no
+# cargo-fuzz is on PATH (CI starts from a fresh clone and caches nothing
+# outside it), builds the targets, and runs
 # each on a scratch copy of its seed corpus (the committed corpus is only read).
 # Exits non-zero when any target crashes; the input is left under
 # fuzz/artifacts/<target>/. docs/robustness.md says how to reproduce and
@@ -18,9 +20,10 @@ seconds="${1:-20}"
 targets=(verify_token verify_signed claims_and_levels)
 cargo_fuzz_version=0.13.2
 
+export PATH="$root/.tools/bin:$PATH"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz: installing cargo-fuzz $cargo_fuzz_version"
-    cargo install --locked cargo-fuzz --version "$cargo_fuzz_version"
+    echo "fuzz: installing cargo-fuzz $cargo_fuzz_version into .tools/"
+    cargo install --locked --root "$root/.tools" cargo-fuzz --version "$cargo_fuzz_version"
 fi
 
 # -a: debug assertions (and with them overflow checks) in the fuzzed code.

@@ -16,6 +16,14 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features python -- -D warnings
 step "cargo test"
 cargo test
+# The short fuzz run (issue 8): every target for FUZZ_SECONDS (default 20, so
+# about a minute of fuzzing; 0 skips). A fresh clone also installs cargo-fuzz
+# into .tools/ and builds the fuzz targets: docs/robustness.md has the cost.
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+    step "cargo fuzz (${fuzz_seconds} s per target)"
+    scripts/fuzz.sh "$fuzz_seconds"
+fi
 step "ruff"
 ruff check python tests scripts
 ruff format --check python tests scripts

@@ -49,7 +49,7 @@ def descope_env(emulator: Any, **overrides: str) -> dict[str, str]:
 
 
 def server_command(
-    port: int, workdir: Path, *, mode: str, workers: int, static_prefix: str
+    port: int, workdir: Path, *, mode: str, workers: int, static_prefix: str, sgi_opts: str = ""
 ) -> list[str]:
     command = [
         str(MLFLOW),
@@ -68,7 +68,9 @@ def server_command(
         str(workers),
     ]
     if mode == "gunicorn":
-        command += ["--gunicorn-opts", "--timeout 120 --graceful-timeout 5"]
+        command += ["--gunicorn-opts", f"--timeout 120 --graceful-timeout 5 {sgi_opts}".strip()]
+    elif sgi_opts:
+        command += ["--uvicorn-opts", sgi_opts]
     if static_prefix:
         command += ["--static-prefix", static_prefix]
     return command
@@ -123,14 +125,23 @@ def start_server(
     mode: str = "uvicorn",
     workers: int = 1,
     static_prefix: str = "",
+    sgi_opts: str = "",
     wait: bool = True,
 ) -> RunningServer:
+    """`sgi_opts` go to gunicorn or uvicorn (`--gunicorn-opts`/`--uvicorn-opts`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            server_command(port, workdir, mode=mode, workers=workers, static_prefix=static_prefix),
+            server_command(
+                port,
+                workdir,
+                mode=mode,
+                workers=workers,
+                static_prefix=static_prefix,
+                sgi_opts=sgi_opts,
+            ),
             cwd=workdir,
             env=env,
             stdout=log,
