@@ -290,9 +290,7 @@ impl KeyStore {
     pub fn load(&self) -> Result<usize> {
         let mut state = self.state.lock();
         self.fetch_locked(&mut state)?;
-        // A deliberate load (at start-up, in every worker) does not start the
-        // unknown-`kid` cooldown: a key rotated in just after it is fetched
-        // at its first use instead of being refused for a whole cooldown.
+        // A deliberate load does not start the unknown-`kid` cooldown.
         state.last_attempt = None;
         Ok(self.keys.read().len())
     }
@@ -405,12 +403,23 @@ impl KeyLookup for KeyStore {
         }
 
         self.fetch_locked(&mut state)?;
-        self.cached(kid)
-            .ok_or_else(|| Error::invalid("unknown signing key (kid)"))
+        self.found_after_fetch(&mut state, kid)
     }
 }
 
 impl KeyStore {
+    /// The key for `kid` from the set just fetched. Only a fetch that did not
+    /// find its kid starts the cooldown: one that found it was a real rotation
+    /// (or the first load), and a forger cannot make a fetch find a kid, since
+    /// the kids a fetch finds are cached from then on.
+    fn found_after_fetch(&self, state: &mut FetchState, kid: &str) -> Result<Arc<VerifyKey>> {
+        let found = self.cached(kid);
+        if found.is_some() {
+            state.last_attempt = None;
+        }
+        found.ok_or_else(|| Error::invalid("unknown signing key (kid)"))
+    }
+
     /// Another thread is fetching: wait for it, then look again.
     fn key_after_wait(&self, kid: &str) -> Result<Arc<VerifyKey>> {
         let mut state = self.state.lock();
@@ -422,8 +431,7 @@ impl KeyStore {
             return Err(self.refused(&state, now));
         }
         self.fetch_locked(&mut state)?;
-        self.cached(kid)
-            .ok_or_else(|| Error::invalid("unknown signing key (kid)"))
+        self.found_after_fetch(&mut state, kid)
     }
 }
 
@@ -583,9 +591,11 @@ pub(crate) mod tests {
 
         assert_eq!(store.key("test-rsa-2", true).unwrap().kid(), "test-rsa-2");
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
-        // That fetch, caused by an unknown kid, starts the cooldown.
-        assert!(store.key("random", true).is_err());
-        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+        // A fetch that finds nothing starts the cooldown.
+        for _ in 0..3 {
+            assert!(store.key("random", true).is_err());
+        }
+        assert_eq!(source.calls.load(Ordering::SeqCst), 3);
     }
 
     #[test]
@@ -613,11 +623,41 @@ pub(crate) mod tests {
         source.set(Ok(&jwks_with(&keys[..2])));
         std::thread::sleep(FIRST_LOAD_RETRY + Duration::from_millis(50));
         assert_eq!(store.key("test-rsa-2", true).unwrap().kid(), "test-rsa-2");
-        // Back to normal: the next unknown kid waits out the whole cooldown.
-        assert_eq!(
-            store.key("random", true).unwrap_err(),
-            Error::invalid("unknown signing key (kid)")
-        );
+        // Back to normal: a random kid costs one fetch, then the cooldown holds.
+        for _ in 0..3 {
+            assert_eq!(
+                store.key("random", true).unwrap_err(),
+                Error::invalid("unknown signing key (kid)")
+            );
+        }
+        assert_eq!(source.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn key_rotated_in_right_after_the_first_lazy_load_is_fetched_at_once() {
+        let keys = test_keys();
+        let source = StubSource::serving(&jwks_with(&keys[..1]));
+        let store = KeyStore::new(source.clone(), Duration::from_secs(30));
+        assert!(store.key("test-rsa-1", true).is_ok());
+
+        source.set(Ok(&jwks_with(&keys[..2])));
+
+        assert_eq!(store.key("test-rsa-2", true).unwrap().kid(), "test-rsa-2");
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn rotations_in_quick_succession_are_each_fetched() {
+        let keys = test_keys();
+        let source = StubSource::serving(&jwks_with(&keys[..1]));
+        let store = KeyStore::new(source.clone(), Duration::from_secs(30));
+        store.load().unwrap();
+        source.set(Ok(&jwks_with(&keys[..2])));
+        assert!(store.key("test-rsa-2", true).is_ok());
+        source.set(Ok(&jwks_with(&keys[..3])));
+        let third = keys[2]["kid"].as_str().unwrap();
+
+        assert_eq!(store.key(third, true).unwrap().kid(), third);
         assert_eq!(source.calls.load(Ordering::SeqCst), 3);
     }
 

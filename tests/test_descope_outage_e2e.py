@@ -276,12 +276,6 @@ def test_fault_during_access_key_exchange_is_503_or_429_and_heals(
     assert_heals(emu, send, retry_after, succeeded)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a rotated-in key is refused (401) for the 30 s unknown-kid refetch cooldown "
-    "after a fetch, so it neither gets 503 while the key set fails nor heals at once "
-    "(the lead is fixing this)",
-)
 @pytest.mark.parametrize("mode", SERVER_MODES)
 def test_every_fault_during_key_rotation_is_503_or_429_and_heals(
     mlflow_server: ServerPool, mode: str
