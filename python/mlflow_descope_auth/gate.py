@@ -385,14 +385,23 @@ def own_origins(info: RequestInfo) -> set[str]:
 def is_cross_site(info: RequestInfo, trusted_origins: frozenset[str] = frozenset()) -> bool:
     """Whether a browser sent this request from another site (contract §4 CSRF rule).
 
-    `Origin` decides when present (`null` included); without it a
-    `Sec-Fetch-Site: cross-site` does. Neither header means a non-browser client.
+    A browser's `Sec-Fetch-Site: cross-site` or `same-site` is final: only an
+    operator-trusted `Origin` passes it. That header is the browser's own
+    judgement, which no page can forge, while the `X-Forwarded-*` headers that
+    `own_origins` reads are not: MLflow's CORS grants a credentialed preflight
+    with any request header to every localhost origin (and to the operator's
+    patterns), so such a page could send `X-Forwarded-Host: <its own host>`
+    and pass an `Origin` comparison. Otherwise `Origin` decides when present
+    (`null` included). Neither header means a non-browser client.
     """
     origin = info.headers.get("origin")
-    if origin is not None:
-        normalized = origin.strip().rstrip("/").lower()
+    normalized = origin.strip().rstrip("/").lower() if origin is not None else None
+    fetch_site = info.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return normalized is None or normalized not in trusted_origins
+    if normalized is not None:
         return normalized not in own_origins(info) and normalized not in trusted_origins
-    return info.headers.get("sec-fetch-site", "").strip().lower() == "cross-site"
+    return False
 
 
 def login_location(static_prefix: str, path: str, query_string: str) -> str:
