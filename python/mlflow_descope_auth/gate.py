@@ -70,9 +70,12 @@ class RequestInfo:
     ) -> RequestInfo:
         """Normalise header names to lower case and parse the cookies once.
 
-        Repeated headers are joined as HTTP allows (`, `; `; ` for `Cookie`),
-        and the path gets the single leading slash Werkzeug's router gives it,
-        so the gate decides on the path MLflow's Flask routes will match.
+        Repeated headers are joined as HTTP allows (`, `; `; ` for `Cookie`).
+        The path is kept as the server routes it (docs/routes.md): Starlette
+        sees `//api/...` as it is while Werkzeug collapses the leading
+        slashes, and the route table tells the two apart. Collapsing here
+        would let `//<native route>` be judged by a native route that Starlette
+        never gives it, instead of the Flask rule that serves it.
         """
         joined: dict[str, str] = {}
         for name, value in headers:
@@ -84,7 +87,7 @@ class RequestInfo:
                 joined[key] = value
         return cls(
             method=method.upper(),
-            path="/" + path.lstrip("/"),
+            path=path if path.startswith("/") else "/" + path,
             query_string=query_string,
             headers=joined,
             scheme=scheme,
@@ -343,7 +346,8 @@ def _basic_password(encoded: str) -> str:
 
 
 def relative_path(path: str, static_prefix: str) -> str:
-    """`path` below the static prefix, without its leading slash."""
+    """`path` below the static prefix, without its leading slash (leading slashes collapsed)."""
+    path = "/" + path.lstrip("/")
     prefix = static_prefix.rstrip("/")
     if prefix and (path == prefix or path.startswith(prefix + "/")):
         path = path[len(prefix) :]
