@@ -47,7 +47,8 @@ def test_request_info_joins_repeated_headers_and_parses_cookies() -> None:
         scheme="http",
     )
     assert info.method == "GET"
-    assert info.path == "/api/2.0/mlflow/experiments/search"
+    # Kept as routed: the route table tells Starlette's `//` from Werkzeug's.
+    assert info.path == "//api/2.0/mlflow/experiments/search"
     assert info.headers["x-a"] == "1, 2"
     assert info.cookies == {"DS": "a", "DSR": "b"}
 
@@ -259,6 +260,38 @@ def test_cross_site_is_decided_by_origin_then_sec_fetch_site(
 def test_operator_trusted_origin_is_not_cross_site() -> None:
     info = request("POST", "/graphql", origin="https://ui.example")
     assert not gate.is_cross_site(info, frozenset({"https://ui.example"}))
+
+
+@pytest.mark.parametrize("fetch_site", ["cross-site", "same-site"])
+def test_forwarded_host_cannot_make_a_cross_site_browser_request_same_origin(
+    fetch_site: str,
+) -> None:
+    # A page on another localhost port gets a credentialed preflight with any
+    # header from MLflow's CORS, so it can send X-Forwarded-Host naming itself;
+    # the browser's Sec-Fetch-Site still says where the request came from.
+    headers = {"origin": "http://localhost:9999", "x_forwarded_host": "localhost:9999"}
+    info = request(
+        "POST", "/api/2.0/mlflow/experiments/create", sec_fetch_site=fetch_site, **headers
+    )
+    assert gate.is_cross_site(info)
+
+
+def test_sec_fetch_site_cross_site_passes_only_for_a_trusted_origin() -> None:
+    info = request("POST", "/graphql", origin="https://ui.example", sec_fetch_site="cross-site")
+    assert not gate.is_cross_site(info, frozenset({"https://ui.example"}))
+    assert gate.is_cross_site(info, frozenset({"https://other.example"}))
+
+
+def test_same_origin_fetch_behind_a_proxy_still_passes() -> None:
+    info = request(
+        "POST",
+        "/graphql",
+        origin="https://mlflow.example",
+        sec_fetch_site="same-origin",
+        x_forwarded_host="mlflow.example",
+        x_forwarded_proto="https",
+    )
+    assert not gate.is_cross_site(info)
 
 
 # --- next (§6) -------------------------------------------------------------------

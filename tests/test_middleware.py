@@ -165,6 +165,39 @@ def test_refused_request_never_reaches_the_app(
     assert json.loads(body_of(sent))["error_code"] == "UNAUTHENTICATED"
 
 
+def test_asgi_gate_decides_on_the_path_starlette_routes_not_a_collapsed_one(
+    descope_emulator: DescopeEmulator, token: str
+) -> None:
+    # Starlette routes `//data` as it is, so the native route for `/data` does
+    # not take it; the Flask app behind the mount collapses the slashes and
+    # serves its own `/data`. The gate must ask the table about `//data`, not
+    # about `/data`, or it applies the native route's weaker level.
+    core = Core(descope_emulator.project_id, base_url=descope_emulator.base_url)
+    table = RouteTable(
+        [("GET", "/data", "MANAGE", "flask_data")],
+        first_match=[("GET", "/data", "READ", "native_data")],
+    )
+    core.set_routes(table)
+    reached: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await Response(b"served")(scope, receive, send)
+
+    middleware = AuthenticationMiddleware(app, gate=Gate(core, table, GateSettings()))
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = http_scope("//data", {"authorization": f"Bearer {token}"})
+    anyio.run(middleware, scope, no_body, send)
+
+    assert reached == []
+    assert sent[0]["status"] == 403
+    assert json.loads(body_of(sent))["message"].startswith("flask_data needs MANAGE")
+
+
 def test_websocket_without_credential_is_closed_before_accept(gate: Gate) -> None:
     app = TwoPartApp()
     middleware = AuthenticationMiddleware(app, gate=gate)

@@ -387,6 +387,52 @@ def test_cookie_authenticated_cross_site_post_is_refused(
     assert response.json()["error_code"] == "PERMISSION_DENIED"
 
 
+LOCAL_PAGE = "http://localhost:9"
+
+
+@pytest.mark.parametrize("path", ["/api/2.0/mlflow/experiments/create", "/graphql"])
+def test_local_page_cannot_pass_the_cross_site_check_with_x_forwarded_host(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast, path: str
+) -> None:
+    # MLflow's CORS grants any localhost origin a credentialed preflight with
+    # any header, so a page on another local port can send X-Forwarded-Host
+    # naming itself; the browser still marks the request cross-site.
+    preflight = requests.options(
+        server.url(path),
+        headers={
+            "Origin": LOCAL_PAGE,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-forwarded-host",
+        },
+        timeout=TIMEOUT,
+    )
+    assert preflight.headers.get("Access-Control-Allow-Credentials") == "true"
+    headers = {
+        "Origin": LOCAL_PAGE,
+        "Sec-Fetch-Site": "cross-site",
+        "X-Forwarded-Host": LOCAL_PAGE.split("//", 1)[1],
+        **cookie_header(DS=session_for(emu, cast.admin)),
+    }
+    payload = GRAPHQL_QUERY if path == "/graphql" else {"name": f"csrf-{uuid.uuid4().hex}"}
+    response = requests.post(server.url(path), json=payload, headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 403, response.text
+    assert response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+def test_session_endpoint_refuses_a_local_page_with_x_forwarded_host(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast
+) -> None:
+    tokens = emu.login(cast.viewer.login_id)
+    headers = {
+        "Origin": LOCAL_PAGE,
+        "Sec-Fetch-Site": "cross-site",
+        "X-Forwarded-Host": LOCAL_PAGE.split("//", 1)[1],
+    }
+    response = post_session(server, {"sessionJwt": tokens["sessionJwt"]}, **headers)
+    assert response.status_code == 403
+    assert "Set-Cookie" not in response.headers
+
+
 def test_bearer_cross_site_post_is_not_blocked_by_the_plugin(
     server: RunningServer, emu: DescopeEmulator, cast: Cast
 ) -> None:

@@ -70,9 +70,12 @@ class RequestInfo:
     ) -> RequestInfo:
         """Normalise header names to lower case and parse the cookies once.
 
-        Repeated headers are joined as HTTP allows (`, `; `; ` for `Cookie`),
-        and the path gets the single leading slash Werkzeug's router gives it,
-        so the gate decides on the path MLflow's Flask routes will match.
+        Repeated headers are joined as HTTP allows (`, `; `; ` for `Cookie`).
+        The path is kept as the server routes it (docs/routes.md): Starlette
+        sees `//api/...` as it is while Werkzeug collapses the leading
+        slashes, and the route table tells the two apart. Collapsing here
+        would let `//<native route>` be judged by a native route that Starlette
+        never gives it, instead of the Flask rule that serves it.
         """
         joined: dict[str, str] = {}
         for name, value in headers:
@@ -84,7 +87,7 @@ class RequestInfo:
                 joined[key] = value
         return cls(
             method=method.upper(),
-            path="/" + path.lstrip("/"),
+            path=path if path.startswith("/") else "/" + path,
             query_string=query_string,
             headers=joined,
             scheme=scheme,
@@ -343,7 +346,8 @@ def _basic_password(encoded: str) -> str:
 
 
 def relative_path(path: str, static_prefix: str) -> str:
-    """`path` below the static prefix, without its leading slash."""
+    """`path` below the static prefix, without its leading slash (leading slashes collapsed)."""
+    path = "/" + path.lstrip("/")
     prefix = static_prefix.rstrip("/")
     if prefix and (path == prefix or path.startswith(prefix + "/")):
         path = path[len(prefix) :]
@@ -385,14 +389,23 @@ def own_origins(info: RequestInfo) -> set[str]:
 def is_cross_site(info: RequestInfo, trusted_origins: frozenset[str] = frozenset()) -> bool:
     """Whether a browser sent this request from another site (contract §4 CSRF rule).
 
-    `Origin` decides when present (`null` included); without it a
-    `Sec-Fetch-Site: cross-site` does. Neither header means a non-browser client.
+    A browser's `Sec-Fetch-Site: cross-site` or `same-site` is final: only an
+    operator-trusted `Origin` passes it. That header is the browser's own
+    judgement, which no page can forge, while the `X-Forwarded-*` headers that
+    `own_origins` reads are not: MLflow's CORS grants a credentialed preflight
+    with any request header to every localhost origin (and to the operator's
+    patterns), so such a page could send `X-Forwarded-Host: <its own host>`
+    and pass an `Origin` comparison. Otherwise `Origin` decides when present
+    (`null` included). Neither header means a non-browser client.
     """
     origin = info.headers.get("origin")
-    if origin is not None:
-        normalized = origin.strip().rstrip("/").lower()
+    normalized = origin.strip().rstrip("/").lower() if origin is not None else None
+    fetch_site = info.headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return normalized is None or normalized not in trusted_origins
+    if normalized is not None:
         return normalized not in own_origins(info) and normalized not in trusted_origins
-    return info.headers.get("sec-fetch-site", "").strip().lower() == "cross-site"
+    return False
 
 
 def login_location(static_prefix: str, path: str, query_string: str) -> str:
