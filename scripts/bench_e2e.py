@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,6 +378,12 @@ def measure(
         result = run_python(server, args, seconds)
     result["rps"] = result["requests"] / result["seconds"] if result["seconds"] else 0.0
     result["errors"] = result["non200"] + result["socket_errors"]
+    if result["requests"] == 0:
+        # No response within the duration: there is no latency to report.
+        result.update(p50_ms=None, p99_ms=None, mean_ms=None)
+    # How busy the (shared) machine was: the figures mean little when this is
+    # far above the number of CPUs.
+    result["loadavg_1m"] = os.getloadavg()[0]
     return result
 
 
@@ -407,6 +413,11 @@ def targets(args: argparse.Namespace) -> list[str]:
     return [*TARGETS, BASIC_CACHED] if args.basic_auth_cache_ttl > 0 else list(TARGETS)
 
 
+def median_or_none(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
 def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     per_server = {}
     for name in rounds[0]:
@@ -415,8 +426,9 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
         per_server[name] = {
             "rps_median": statistics.median(run["rps"] for run in runs),
             "rps_overall": requests_total / sum(run["seconds"] for run in runs),
-            "p50_ms_median": statistics.median(run["p50_ms"] for run in runs),
-            "p99_ms_median": statistics.median(run["p99_ms"] for run in runs),
+            "p50_ms_median": median_or_none(run["p50_ms"] for run in runs),
+            "p99_ms_median": median_or_none(run["p99_ms"] for run in runs),
+            "loadavg_1m_max": max(run["loadavg_1m"] for run in runs),
             "requests": requests_total,
             "errors": sum(run["errors"] for run in runs),
         }
@@ -424,7 +436,7 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     def ratio(numerator: str, denominator: str, key: str) -> float | None:
         """The median over rounds of one round's ratio; None when a run served nothing."""
         pairs = [(round_[numerator][key], round_[denominator][key]) for round_ in rounds]
-        if any(not bottom or top != top or bottom != bottom for top, bottom in pairs):
+        if any(top is None or not bottom for top, bottom in pairs):
             return None
         return statistics.median(top / bottom for top, bottom in pairs)
 
@@ -443,6 +455,10 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def milliseconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
 def print_summary(report: dict[str, Any]) -> None:
     out = sys.stderr
     config = report["config"]
@@ -452,11 +468,18 @@ def print_summary(report: dict[str, Any]) -> None:
         f"{config['duration']} s per server (interleaved)",
         file=out,
     )
-    print(f"{'server':<14} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}", file=out)
+    print(
+        f"{'server':<18} {'rps':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'load':>6}",
+        file=out,
+    )
     for name, entry in report["summary"]["servers"].items():
+        p50, p99 = (
+            "n/a" if value is None else f"{value:.2f}"
+            for value in (entry["p50_ms_median"], entry["p99_ms_median"])
+        )
         print(
-            f"{name:<14} {entry['rps_median']:>9.1f} {entry['p50_ms_median']:>8.2f} "
-            f"{entry['p99_ms_median']:>8.2f} {entry['errors']:>7}",
+            f"{name:<18} {entry['rps_median']:>9.1f} {p50:>8} {p99:>8} {entry['errors']:>7} "
+            f"{entry['loadavg_1m_max']:>6.1f}",
             file=out,
         )
     for name, value in report["summary"]["ratios"].items():
@@ -515,10 +538,11 @@ def main(argv: list[str] | None = None) -> int:
                 for name in targets(args):
                     results[name] = measure(servers[name], args, args.duration, script)
                     print(
-                        f"round {number + 1} {name:<13} {results[name]['rps']:9.1f} rps "
-                        f"p50 {results[name]['p50_ms']:.2f} ms "
-                        f"p99 {results[name]['p99_ms']:.2f} ms "
-                        f"errors {results[name]['errors']}",
+                        f"round {number + 1} {name:<17} {results[name]['rps']:9.1f} rps "
+                        f"p50 {milliseconds(results[name]['p50_ms'])} "
+                        f"p99 {milliseconds(results[name]['p99_ms'])} "
+                        f"errors {results[name]['errors']} "
+                        f"load {results[name]['loadavg_1m']:.1f}",
                         file=sys.stderr,
                     )
                 rounds.append(results)
