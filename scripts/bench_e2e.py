@@ -369,6 +369,34 @@ def run_python(server: Server, args: argparse.Namespace, seconds: float) -> dict
     }
 
 
+def group_cpu_ticks(pgid: int) -> int:
+    """User + system CPU ticks of every live process in a process group, from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The fields after the command name, which is in parentheses.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def settle(server: Server, timeout: float = 60.0) -> None:
+    """Wait until `server` has worked off the requests the load generator left
+    in flight (its processes use under 10% of a CPU for half a second): a slow
+    server (basic-auth hashing passwords) would otherwise still burn CPU while
+    its neighbour is measured."""
+    quiet_ticks = os.sysconf("SC_CLK_TCK") * 0.5 * 0.10
+    deadline = time.monotonic() + timeout
+    before = group_cpu_ticks(server.process.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = group_cpu_ticks(server.process.pid)
+        if after - before <= quiet_ticks:
+            return
+        before = after
+
+
 def measure(
     server: Server, args: argparse.Namespace, seconds: float, script: Path
 ) -> dict[str, Any]:
@@ -376,6 +404,7 @@ def measure(
         result = run_wrk(server, args, seconds, script)
     else:
         result = run_python(server, args, seconds)
+    settle(server)
     result["rps"] = result["requests"] / result["seconds"] if result["seconds"] else 0.0
     result["errors"] = result["non200"] + result["socket_errors"]
     if result["requests"] == 0:
