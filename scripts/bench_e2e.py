@@ -14,9 +14,11 @@ generator sends `GET /api/2.0/mlflow/experiments/get?experiment_id=<id>` for a
 fixed duration with valid credentials: a session JWT as `Authorization:
 Bearer` for descope-auth (a READ user), `Authorization: Basic` for basic-auth
 (a non-admin user, readable through basic-auth's default READ permission),
-nothing for plain. Rounds are interleaved (descope, plain, basic, descope, ...)
-so that the noise of a shared machine falls on all three alike; the ratios
-are taken round by round, and the report gives their median.
+nothing for plain. Rounds are interleaved (descope, plain, basic, then plain,
+basic, descope, ...: the order rotates each round) so that the noise of a
+shared machine falls on all three alike; between two runs the measured
+server is left to finish what it still had in flight. The ratios are taken
+round by round, and the report gives their median.
 
 The load generator is `wrk` when it is on PATH (Debian: `apt-get install
 wrk`), else a Python one (`--client python`: one process per connection, each
@@ -564,7 +566,11 @@ def main(argv: list[str] | None = None) -> int:
             rounds = []
             for number in range(args.rounds):
                 results = {}
-                for name in targets(args):
+                # Rotated each round, so that no server is always measured
+                # right after the same neighbour.
+                names = targets(args)
+                shift = number % len(names)
+                for name in names[shift:] + names[:shift]:
                     results[name] = measure(servers[name], args, args.duration, script)
                     print(
                         f"round {number + 1} {name:<17} {results[name]['rps']:9.1f} rps "
