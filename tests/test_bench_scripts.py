@@ -89,3 +89,19 @@ def test_bench_e2e_reports_every_server_without_errors(tmp_path: Path) -> None:
     assert servers["descope-auth"]["requests"] > 0
     assert servers["plain"]["requests"] > 0
     assert report["summary"]["ratios"]["rps_descope_over_plain"] > 0
+
+
+def test_bench_overhead_reports_both_apps_without_errors(tmp_path: Path) -> None:
+    report = run_script(
+        "bench_overhead.py",
+        "--rounds=2",
+        "--requests=5",
+        f"--json={tmp_path / 'overhead.json'}",
+        timeout=300,
+    )
+    assert json.loads((tmp_path / "overhead.json").read_text()) == report
+    assert report["errors"] == 0
+    assert len(report["rounds"]) == 2
+    assert set(report["us_per_request_median"]) == {"descope-auth", "plain"}
+    assert all(value > 0 for value in report["us_per_request_median"].values())
+    assert report["ratio_descope_over_plain_median"] > 0
