@@ -7,7 +7,12 @@
    dict), `Core.validate_session` (the plugin's path, a `Session`) cached and
    uncached, against the official `descope` SDK's `validate_session`.
 
-Usage: python scripts/bench_verify.py [--skip-cargo] [--seconds N]
+4. the gate's per-request cost (`Gate.evaluate` on an authenticated
+   `GET /api/2.0/mlflow/experiments/get` with a cached Bearer session, the
+   route table of MLflow 3.17.2 from benches/fixtures/mlflow-routes.tsv),
+   and the pieces it is made of.
+
+Usage: python scripts/bench_verify.py [--skip-cargo] [--seconds N] [--gate-only]
 (run from the repository root, in the venv where the package is installed).
 The key set is served by a throw-away loopback server this script starts
 and stops; docs/benchmarks.md records the figures.
@@ -157,11 +162,81 @@ def python_us(seconds: float) -> dict[str, float]:
         return {name: per_call_us(call, seconds) for name, call in calls.items()}
 
 
+def route_table() -> Any:
+    """MLflow 3.17.2's route table, from the fixture the Rust route bench uses."""
+    from mlflow_descope_auth._core import RouteTable
+
+    tiers: dict[str, list[tuple[str, str, str, str]]] = {"first-match": [], "most-specific": []}
+    fixture = ROOT / "benches" / "fixtures" / "mlflow-routes.tsv"
+    for line in fixture.read_text().splitlines():
+        if line and not line.startswith("#"):
+            tier, method, pattern, level, name = line.split("\t")
+            tiers[tier].append((method, pattern, level, name))
+    return RouteTable(tiers["most-specific"], first_match=tiers["first-match"])
+
+
+def gate_us(seconds: float) -> dict[str, float]:
+    """Per-request cost of the gate on an allowed, cached, Bearer-authenticated read."""
+    from mlflow_descope_auth._core import Core
+    from mlflow_descope_auth.gate import Gate, GateSettings, RequestInfo
+
+    jwt_token = token()
+    method, path = "GET", "/api/2.0/mlflow/experiments/get"
+    headers = [
+        ("Host", "127.0.0.1:5000"),
+        ("User-Agent", "python-requests/2.32"),
+        ("Accept", "*/*"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("Connection", "keep-alive"),
+        ("Authorization", f"Bearer {jwt_token}"),
+    ]
+    with key_set_server() as base_url:
+        core = Core(PROJECT, base_url=base_url)
+        table = route_table()
+        core.set_routes(table)
+        gate = Gate(core, table, GateSettings())
+
+        def build() -> RequestInfo:
+            return RequestInfo.build(
+                method=method,
+                path=path,
+                query_string="experiment_id=1",
+                headers=headers,
+                scheme="http",
+            )
+
+        info = build()
+        outcome = gate.evaluate(info)
+        if not outcome.allowed or outcome.identity is None:
+            raise RuntimeError(f"the gate refused the benchmark request: {outcome}")
+        session = core.validate_session(jwt_token)
+        calls = {
+            "gate_build_and_evaluate": lambda: gate.evaluate(build()),
+            "gate_evaluate": lambda: gate.evaluate(info),
+            "request_info_build": build,
+            "route_lookup": lambda: table.lookup(method, path),
+            "core_authorize": lambda: core.authorize(session, method, path),
+            "session_meets": lambda: session.meets("READ"),
+            "core_validate_session_cached": lambda: core.validate_session(jwt_token),
+        }
+        return {name: per_call_us(call, seconds) for name, call in calls.items()}
+
+
+def print_gate(figures: dict[str, float]) -> None:
+    width = max(len(name) for name in figures)
+    for name, micros in figures.items():
+        print(f"{name:<{width}}  {micros:8.3f} us")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-cargo", action="store_true", help="reuse the last criterion run")
     parser.add_argument("--seconds", type=int, default=3, help="measuring time per figure")
+    parser.add_argument("--gate-only", action="store_true", help="only the gate's figures")
     options = parser.parse_args()
+    if options.gate_only:
+        print_gate(gate_us(options.seconds))
+        return 0
 
     openssl = openssl_verify_us(options.seconds)
     rust = criterion_us(options.skip_cargo, options.seconds)
@@ -200,6 +275,8 @@ def main() -> int:
     width = max(len(name) for name, _, _ in rows)
     for name, micros, note in rows:
         print(f"{name:<{width}}  {micros:10.3f} us  {note}")
+    print()
+    print_gate(gate_us(options.seconds))
     return 0
 
 

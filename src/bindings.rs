@@ -234,6 +234,19 @@ impl Session {
         self.inner.is_access_key
     }
 
+    /// Whether this session's level meets a route requirement as
+    /// `RouteTable.lookup` names it: the gate's decision once it has looked
+    /// the route up itself, without a second lookup in `Core.authorize`.
+    fn meets(&self, requirement: &str) -> PyResult<bool> {
+        match crate::routes::Requirement::parse(requirement) {
+            Some(required) => Ok(required.is_met_by(self.inner.level)),
+            None => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown route requirement {requirement:?}; use {}",
+                crate::routes::Requirement::NAMES
+            ))),
+        }
+    }
+
     /// Every claim of the token, as a new dict.
     fn claims<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         map_to_py(py, &self.inner.claims.raw)

@@ -393,3 +393,28 @@ def test_audience_is_checked_like_the_sdk(
     assert refused(core, other).endswith("(aud)")
     with pytest.raises(InvalidTokenError):
         core.validate_session(own, audience="app-2")
+
+
+@pytest.mark.parametrize(
+    ("roles", "met", "unmet"),
+    [
+        (["mlflow-viewer"], ["PUBLIC", "AUTHENTICATED", "READ"], ["EDIT", "MANAGE"]),
+        (["mlflow-editor"], ["AUTHENTICATED", "READ", "EDIT"], ["MANAGE"]),
+        (["admin"], ["READ", "EDIT", "MANAGE"], []),
+    ],
+)
+def test_meets_compares_the_level_with_a_route_requirement(
+    core: _core.Core,
+    descope_emulator: DescopeEmulator,
+    roles: list[str],
+    met: list[str],
+    unmet: list[str],
+) -> None:
+    descope_emulator.create_user("ria", roles=roles)
+    session = core.validate_session(descope_emulator.mint_session("ria"))
+
+    assert [requirement for requirement in met if session.meets(requirement)] == met
+    assert [requirement for requirement in unmet if session.meets(requirement)] == []
+    for bad in ("NO_PERMISSIONS", "read", ""):
+        with pytest.raises(ValueError, match="requirement"):
+            session.meets(bad)

@@ -56,6 +56,10 @@ class Session:
     def issued_at(self) -> int | None: ...
     @property
     def is_access_key(self) -> bool: ...
+    def meets(self, requirement: str) -> bool:
+        """Whether `level` meets a route requirement ("PUBLIC", "AUTHENTICATED",
+        "READ", "EDIT", "MANAGE", as `RouteTable.lookup` returns it); ValueError
+        for any other name."""
     def claims(self) -> dict[str, Any]:
         """Every claim of the token, as a new dict."""
     def sdk_response(self, session_token: str | None = None) -> dict[str, Any]:

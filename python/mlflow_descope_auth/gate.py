@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: (requirement, route name) as `RouteTable.lookup` returns it: looked up once
+#: per request, passed along as is (no object built for it).
+Route = tuple[str, str]
+
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Paths (below the static prefix) that only programs call: never answered with
 # a redirect to the login page, always with JSON.
@@ -155,24 +159,24 @@ class Gate:
         """
         if is_cors_preflight(info):
             return Outcome()
-        level, _route = self._routes.lookup(info.method, info.path)
-        if level == "PUBLIC":
+        route = self._routes.lookup(info.method, info.path)
+        if route[0] == "PUBLIC":
             return Outcome()
         try:
-            return self._admit(info, blocking=blocking)
+            return self._admit(info, route, blocking=blocking)
         except DescopeRateLimitedError as exc:
             return unavailable(429, exc.retry_after)
         except DescopeUnavailableError as exc:
             logger.warning("Descope unavailable while checking %s %s", info.method, info.path)
             return unavailable(503, exc.retry_after)
 
-    def _admit(self, info: RequestInfo, *, blocking: bool) -> Outcome:
+    def _admit(self, info: RequestInfo, route: Route, *, blocking: bool) -> Outcome:
         try:
             credential = header_credential(info, self._settings.static_prefix)
         except CredentialFormatError as exc:
             return self._unauthenticated(info, str(exc))
         if credential is not None:
-            return self._admit_header(info, credential, blocking=blocking)
+            return self._admit_header(info, route, credential, blocking=blocking)
 
         session_token = cookies.read_token(info.cookies, self._settings.session_cookie)
         refresh_token = cookies.read_token(info.cookies, self._settings.refresh_cookie)
@@ -183,21 +187,22 @@ class Gate:
             return self._unauthenticated(info, reason)
         if info.method in UNSAFE_METHODS and is_cross_site(info, self._settings.trusted_origins):
             return forbidden("cross-site request refused")
-        return self._admit_cookies(info, session_token, refresh_token, blocking=blocking)
+        return self._admit_cookies(info, route, session_token, refresh_token, blocking=blocking)
 
     def _admit_header(
-        self, info: RequestInfo, credential: Credential, *, blocking: bool
+        self, info: RequestInfo, route: Route, credential: Credential, *, blocking: bool
     ) -> Outcome:
         try:
             session = self._core.authenticate(credential.value, blocking=blocking)
         except AuthenticationError as exc:
             logger.debug("%s credential refused: %s", credential.source, exc)
             return self._unauthenticated(info, str(exc))
-        return self._authorize(info, Identity(session, credential.source), ())
+        return self._authorize(route, Identity(session, credential.source), ())
 
     def _admit_cookies(
         self,
         info: RequestInfo,
+        route: Route,
         session_token: str | None,
         refresh_token: str | None,
         *,
@@ -211,14 +216,14 @@ class Gate:
                 if refresh_token is None:
                     return self._unauthenticated(info, str(exc), clear_cookies=True)
             else:
-                return self._authorize(info, Identity(session, "cookie"), ())
+                return self._authorize(route, Identity(session, "cookie"), ())
         if refresh_token is None:
             return self._unauthenticated(info, "authentication required", clear_cookies=True)
         if not blocking:
             raise WouldBlock("refreshing the session needs Descope")
-        return self._refresh(info, refresh_token)
+        return self._refresh(info, route, refresh_token)
 
-    def _refresh(self, info: RequestInfo, refresh_token: str) -> Outcome:
+    def _refresh(self, info: RequestInfo, route: Route, refresh_token: str) -> Outcome:
         try:
             result = self._core.refresh(refresh_token)
         except AuthenticationError as exc:
@@ -243,15 +248,16 @@ class Gate:
                 policy=policy,
                 present=cookies.present_names(info.cookies, self._settings.refresh_cookie),
             )
-        return self._authorize(info, Identity(result.session, "refresh"), tuple(set_cookies))
+        return self._authorize(route, Identity(result.session, "refresh"), tuple(set_cookies))
 
-    def _authorize(
-        self, info: RequestInfo, identity: Identity, set_cookies: tuple[str, ...]
-    ) -> Outcome:
-        decision = self._core.authorize(identity.session, info.method, info.path)
-        if not decision.allowed:
-            message = f"{decision.route} needs {decision.required}; "
-            message += f"{identity.username} has {decision.level}"
+    @staticmethod
+    def _authorize(route: Route, identity: Identity, set_cookies: tuple[str, ...]) -> Outcome:
+        """Allow or refuse by the requirement `evaluate` looked up (the core's
+        `Core.authorize` would look the route up a second time)."""
+        requirement, name = route
+        if not identity.session.meets(requirement):
+            message = f"{name} needs {requirement}; "
+            message += f"{identity.username} has {identity.session.level}"
             return forbidden(message, set_cookies)
         return Outcome(identity=identity, set_cookies=set_cookies)
 
