@@ -57,6 +57,10 @@ from typing import Any
 
 import requests
 
+# The tests' process-group stopper, so both stop servers the same way.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from e2e_servers import stop_process_group
+
 MLFLOW = Path(sys.executable).with_name("mlflow")
 START_TIMEOUT = 180.0
 TARGETS = ("descope-auth", "plain", "basic-auth")
@@ -122,26 +126,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        stop_group(self.process)
-
-
-def stop_group(process: subprocess.Popen[Any]) -> None:
-    """SIGTERM the process group, wait, then SIGKILL whatever is left of it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=20)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=5)
+        stop_process_group(self.process)
 
 
 def start_server(name: str, workdir: Path, env: dict[str, str], args: argparse.Namespace) -> Server:
