@@ -57,11 +57,11 @@ from typing import Any
 
 import requests
 
-# The tests' process-group stopper, so both stop servers the same way.
+# The tests' server command and process-group stopper: the benchmark starts and
+# stops servers exactly as the end-to-end tests do.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from e2e_servers import stop_process_group
+from e2e_servers import server_command, stop_process_group
 
-MLFLOW = Path(sys.executable).with_name("mlflow")
 START_TIMEOUT = 180.0
 TARGETS = ("descope-auth", "plain", "basic-auth")
 # MLflow's basic-auth with its credential cache on (`--basic-auth-cache-ttl`).
@@ -132,24 +132,9 @@ class Server:
 def start_server(name: str, workdir: Path, env: dict[str, str], args: argparse.Namespace) -> Server:
     workdir.mkdir(parents=True)
     port = free_port()
-    command = [str(MLFLOW), "server"]
-    app_name = APP_NAMES[name]
-    if app_name is not None:
-        command += ["--app-name", app_name]
-    command += [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{workdir}/mlflow.db",
-        "--artifacts-destination",
-        str(workdir / "artifacts"),
-        "--workers",
-        str(args.workers),
-    ]
-    if args.server == "gunicorn":
-        command += ["--gunicorn-opts", "--timeout 120 --graceful-timeout 5"]
+    command = server_command(
+        port, workdir, mode=args.server, workers=args.workers, app_name=APP_NAMES[name]
+    )
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

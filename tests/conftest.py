@@ -3,21 +3,25 @@ and users with typical grants.
 
 The emulator fixtures (`descope_emulator`, `descope_emulator_session`) come
 from the package's pytest plugin (`mlflow_descope_auth.testing`). Servers for
-the end-to-end tests are real `mlflow server` processes (`e2e_servers.py`)."""
+the end-to-end tests are real `mlflow server` processes (`e2e_servers.py`).
+
+An end-to-end module shares one emulator (`emu`), its demo people (`cast`)
+and one server per mode (`server`); it tunes them with module attributes:
+`EMULATOR_OPTIONS` (keyword arguments of `DescopeEmulator`), `SERVER_ENV`
+(extra server environment) and `STATIC_PREFIX`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import pytest
 
-from e2e_servers import ServerPool
+from e2e_helpers import Cast, make_cast
+from e2e_servers import SERVER_MODES, RunningServer, ServerPool, descope_env, start_server
 from mlflow_descope_auth import _core
-
-if TYPE_CHECKING:
-    from mlflow_descope_auth.testing import DescopeEmulator
+from mlflow_descope_auth.testing import DescopeEmulator
 
 CoreFactory = Callable[..., _core.Core]
 
@@ -75,3 +79,30 @@ def mlflow_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         yield pool
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def emu(request: pytest.FixtureRequest) -> Iterator[DescopeEmulator]:
+    """The module's emulator, built from its `EMULATOR_OPTIONS`."""
+    with DescopeEmulator(**getattr(request.module, "EMULATOR_OPTIONS", {})) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def cast(emu: DescopeEmulator) -> Cast:
+    return make_cast(emu)
+
+
+@pytest.fixture(scope="module", params=SERVER_MODES)
+def server(
+    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """One server per mode trusting `emu`, with the module's `SERVER_ENV` and `STATIC_PREFIX`."""
+    running = start_server(
+        tmp_path_factory.mktemp(request.param),
+        descope_env(emu, **getattr(request.module, "SERVER_ENV", {})),
+        mode=request.param,
+        static_prefix=getattr(request.module, "STATIC_PREFIX", ""),
+    )
+    yield running
+    running.stop()

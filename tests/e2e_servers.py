@@ -49,13 +49,20 @@ def descope_env(emulator: Any, **overrides: str) -> dict[str, str]:
 
 
 def server_command(
-    port: int, workdir: Path, *, mode: str, workers: int, static_prefix: str, sgi_opts: str = ""
+    port: int,
+    workdir: Path,
+    *,
+    mode: str,
+    workers: int,
+    static_prefix: str = "",
+    sgi_opts: str = "",
+    app_name: str | None = "descope-auth",
 ) -> list[str]:
-    command = [
-        str(MLFLOW),
-        "server",
-        "--app-name",
-        "descope-auth",
+    """``mlflow server`` on loopback with its own store; no ``--app-name`` when None."""
+    command = [str(MLFLOW), "server"]
+    if app_name is not None:
+        command += ["--app-name", app_name]
+    command += [
         "--host",
         "127.0.0.1",
         "--port",

@@ -20,14 +20,17 @@ from e2e_helpers import (
     make_cast,
     search_experiments,
 )
-from e2e_servers import SERVER_MODES, RunningServer, ServerPool, descope_env, start_server
+from e2e_servers import SERVER_MODES, RunningServer, ServerPool, descope_env
 from mlflow_descope_auth.testing import DescopeEmulator
 
 HTTP_TIMEOUT = 2
+# The shared emulator and per-mode servers of the tests after start-up (conftest).
+EMULATOR_OPTIONS = {"project_id": "P2PluginOutage0002"}
+SERVER_ENV = {"DESCOPE_HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT)}
 
 
 def outage_env(emu: DescopeEmulator) -> dict[str, str]:
-    return descope_env(emu, DESCOPE_HTTP_TIMEOUT_SECONDS=str(HTTP_TIMEOUT))
+    return descope_env(emu, **SERVER_ENV)
 
 
 @pytest.mark.parametrize("mode", SERVER_MODES)
@@ -51,28 +54,6 @@ def test_key_set_unreachable_at_start_gives_503_within_the_timeout(
 
 
 # --- Descope going away after start: one server per mode --------------------------
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id="P2PluginOutage0002") as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def cast(emu: DescopeEmulator) -> Cast:
-    return make_cast(emu)
-
-
-@pytest.fixture(scope="module", params=SERVER_MODES)
-def server(
-    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    running = start_server(
-        tmp_path_factory.mktemp(request.param), outage_env(emu), mode=request.param
-    )
-    yield running
-    running.stop()
 
 
 @pytest.fixture

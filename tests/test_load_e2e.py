@@ -24,7 +24,6 @@ import string
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -51,6 +50,7 @@ WARM_UP_SHARE = 0.3
 GROWTH_SHARE = 0.15
 GROWTH_FLOOR_MB = 96.0
 RNG = secrets.SystemRandom()
+EMULATOR_OPTIONS = {"project_id": "P2PluginLoad00001"}
 OTHER_KEY = Path(__file__).with_name("keys") / "rsa2048-b.pem"
 
 SEARCH = "/api/2.0/mlflow/experiments/search"
@@ -274,12 +274,6 @@ async def drive(server: RunningServer, mix: Mix, seconds: float, clients: int) -
             *(client(session, server, mix, deadline, tally) for _ in range(clients))
         )
     return tally
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id="P2PluginLoad00001") as emulator:
-        yield emulator
 
 
 @pytest.mark.parametrize("mode", SERVER_MODES)

@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from e2e_helpers import TIMEOUT, Cast, bearer, make_cast
-from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from e2e_helpers import TIMEOUT, Cast, bearer
+from e2e_servers import RunningServer
 from mlflow_descope_auth.testing import DescopeEmulator
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id="P2PluginClient0001") as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def cast(emu: DescopeEmulator) -> Cast:
-    return make_cast(emu)
-
-
-@pytest.fixture(scope="module", params=SERVER_MODES)
-def server(
-    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    running = start_server(
-        tmp_path_factory.mktemp(request.param), descope_env(emu), mode=request.param
-    )
-    yield running
-    running.stop()
+EMULATOR_OPTIONS = {"project_id": "P2PluginClient0001"}
 
 
 def signed_in_username(server: RunningServer, token: str) -> str:

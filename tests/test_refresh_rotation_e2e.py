@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Iterator
-
-import pytest
 
 from e2e_helpers import (
     Cast,
@@ -13,33 +10,12 @@ from e2e_helpers import (
     cookies_by_name,
     deleted_cookies,
     expired_session,
-    make_cast,
     search_experiments,
 )
-from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from e2e_servers import RunningServer
 from mlflow_descope_auth.testing import DescopeEmulator
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id="P2PluginRotation01", rotate_refresh_tokens=True) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def cast(emu: DescopeEmulator) -> Cast:
-    return make_cast(emu)
-
-
-@pytest.fixture(scope="module", params=SERVER_MODES)
-def server(
-    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    running = start_server(
-        tmp_path_factory.mktemp(request.param), descope_env(emu), mode=request.param
-    )
-    yield running
-    running.stop()
+EMULATOR_OPTIONS = {"project_id": "P2PluginRotation01", "rotate_refresh_tokens": True}
 
 
 def test_rotated_refresh_token_is_stored_and_refreshes_again(

@@ -8,7 +8,6 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +25,17 @@ from e2e_helpers import (
     cookies_by_name,
     deleted_cookies,
     expired_session,
-    make_cast,
     search_experiments,
     unverified_claims,
 )
-from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from e2e_servers import RunningServer
 from mlflow_descope_auth.cookies import CHUNK_SIZE
 from mlflow_descope_auth.testing import DescopeEmulator
 
 PROJECT_ID = "P2PluginEndToEnd01"
 EVIL = "https://evil.example"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id=PROJECT_ID) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def cast(emu: DescopeEmulator) -> Cast:
-    return make_cast(emu)
-
-
-@pytest.fixture(scope="module", params=SERVER_MODES)
-def server(
-    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    env = descope_env(emu, DESCOPE_DEFAULT_PERMISSION="NO_PERMISSIONS")
-    running = start_server(tmp_path_factory.mktemp(request.param), env, mode=request.param)
-    yield running
-    running.stop()
+EMULATOR_OPTIONS = {"project_id": PROJECT_ID}
+SERVER_ENV = {"DESCOPE_DEFAULT_PERMISSION": "NO_PERMISSIONS"}
 
 
 def session_for(emu: DescopeEmulator, person: Any) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import requests
 
 from e2e_helpers import (
@@ -14,37 +11,13 @@ from e2e_helpers import (
     browser,
     cookie_header,
     cookies_by_name,
-    make_cast,
 )
-from e2e_servers import SERVER_MODES, RunningServer, descope_env, start_server
+from e2e_servers import RunningServer
 from mlflow_descope_auth.testing import DescopeEmulator
 
 PREFIX = "/mlflow"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[DescopeEmulator]:
-    with DescopeEmulator(project_id="P2PluginPrefix0001") as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def cast(emu: DescopeEmulator) -> Cast:
-    return make_cast(emu)
-
-
-@pytest.fixture(scope="module", params=SERVER_MODES)
-def server(
-    request: pytest.FixtureRequest, emu: DescopeEmulator, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningServer]:
-    running = start_server(
-        tmp_path_factory.mktemp(request.param),
-        descope_env(emu),
-        mode=request.param,
-        static_prefix=PREFIX,
-    )
-    yield running
-    running.stop()
+EMULATOR_OPTIONS = {"project_id": "P2PluginPrefix0001"}
+STATIC_PREFIX = PREFIX
 
 
 def test_page_load_redirects_to_the_prefixed_login(server: RunningServer) -> None:
