@@ -10,12 +10,20 @@ from __future__ import annotations
 import importlib
 import sys
 from importlib import metadata
+from typing import Any
 
+import anyio
+import flask
+import httpx
 import pytest
 
-from mlflow_descope_auth import app
+from mlflow_descope_auth import app, identity
 from mlflow_descope_auth import route_table as rt
+from mlflow_descope_auth._core import Core, RouteTable
 from mlflow_descope_auth.exceptions import ConfigurationError
+from mlflow_descope_auth.gate import Gate, GateSettings
+from mlflow_descope_auth.middleware import AuthenticationMiddleware, install_flask_bridge
+from mlflow_descope_auth.testing import DescopeEmulator
 
 SCORERS_SWITCH = "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"
 
@@ -110,3 +118,48 @@ def test_mlflow_s_cors_allow_list_is_read_where_it_exists(monkeypatch: pytest.Mo
     monkeypatch.setenv("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "https://ui.example,https://b.example")
 
     assert app._mlflow_allowed_origins() == ["https://ui.example", "https://b.example"]
+
+
+def test_identity_crosses_the_flask_mount_of_the_installed_mlflow(
+    descope_emulator: DescopeEmulator,
+) -> None:
+    # MLflow's own FastAPI app around a small Flask app: the WSGI adapter is
+    # whichever the installed release mounts (Starlette's, or 3.17's own).
+    # Host localhost: newer releases refuse unknown Host headers.
+    from mlflow.server.fastapi_app import create_fastapi_app
+
+    core = Core(descope_emulator.project_id, base_url=descope_emulator.base_url)
+    table = RouteTable([("GET", "/whoami", "READ", "whoami")])
+    core.set_routes(table)
+    descope_emulator.create_user("reader", roles=["mlflow-viewer"])
+    token = str(descope_emulator.mint_session("reader"))
+
+    flask_app = flask.Flask("whoami")
+
+    @flask_app.route("/whoami")
+    def whoami() -> dict[str, Any]:
+        current = identity.current_identity()
+        return {
+            "g": flask.g.get("mlflow_authenticated_user"),
+            "contextvar": current.username if current else None,
+        }
+
+    install_flask_bridge(flask_app)
+    asgi = AuthenticationMiddleware(
+        create_fastapi_app(flask_app), gate=Gate(core, table, GateSettings())
+    )
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.get(
+                "/whoami",
+                headers={"Authorization": f"Bearer {token}", "X-Username": "mallory"},
+            )
+
+    response = anyio.run(ask)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["g"] == body["contextvar"]
+    assert body["g"] not in (None, "mallory")
