@@ -265,8 +265,9 @@ def _spec(method: str, pattern: str, level: str | None, name: str, source: str) 
 def _custom_scorers_enabled() -> bool:
     """Whether MLflow may exec() a custom scorer's source on this host.
 
-    MLflow releases before the MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS switch have
-    no way to refuse custom scorers, so without the switch they count as on.
+    MLflow before 3.17 has no MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS switch to
+    read (and before 3.12 nothing refuses a custom scorer), so without the
+    switch they count as on.
     """
     variables: Any = importlib.import_module("mlflow.environment_variables")
     switch = getattr(variables, "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS", None)
