@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -30,8 +31,38 @@ SGI_NAME_ENV = "_MLFLOW_SGI_NAME"
 # MLflow's `--static-prefix`, as `mlflow server` passes it to its workers.
 STATIC_PREFIX_ENV = "_MLFLOW_STATIC_PREFIX"
 
+# The oldest MLflow this plugin runs on: 3.4 is the first release whose
+# `mlflow server` tells its workers which server runs them (_MLFLOW_SGI_NAME)
+# and runs an `--app-name` factory under uvicorn; docs/compat.md has the
+# releases tested. Keep in step with the floor in pyproject.toml.
+MIN_MLFLOW_VERSION = (3, 4)
+
 _created = threading.Lock()
 _created_once = False
+
+
+def check_mlflow_version(installed: str | None = None) -> None:
+    """Raise `ConfigurationError` when the installed MLflow is older than
+    `MIN_MLFLOW_VERSION` (`installed` defaults to the installed distribution's)."""
+    from importlib import metadata
+
+    from mlflow_descope_auth.exceptions import ConfigurationError
+
+    if installed is None:
+        try:
+            installed = metadata.version("mlflow")
+        except metadata.PackageNotFoundError:
+            # Not installed as a distribution (e.g. a source checkout): the
+            # imports tell soon enough.
+            return
+    match = re.match(r"(\d+)\.(\d+)", installed)
+    if match is None or (int(match[1]), int(match[2])) >= MIN_MLFLOW_VERSION:
+        return
+    floor = ".".join(map(str, MIN_MLFLOW_VERSION))
+    raise ConfigurationError(
+        f"mlflow-descope-auth needs MLflow >= {floor}, but MLflow {installed} is installed; "
+        f"upgrade it with: pip install 'mlflow>={floor},<4'"
+    )
 
 
 def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> Any:
@@ -41,8 +72,9 @@ def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> A
     `middleware` (default `AuthenticationMiddleware`) outermost, so native
     FastAPI routes are covered too; otherwise it is MLflow's Flask app with the
     gate as its first `before_request` hook. Raises `ConfigurationError` when
-    the configuration is invalid.
+    the configuration is invalid or the installed MLflow is too old.
     """
+    check_mlflow_version()
     from mlflow.server import app as flask_app
 
     from mlflow_descope_auth import identity
@@ -88,14 +120,22 @@ def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> A
     return fastapi_app
 
 
-def _gate_settings(config: Config, static_prefix: str) -> GateSettings:
-    from mlflow.server.security_utils import get_allowed_origins_from_env
+def _mlflow_allowed_origins() -> list[str]:
+    """The origins the operator allowed for CORS in MLflow itself (none before 3.5)."""
+    try:
+        from mlflow.server.security_utils import get_allowed_origins_from_env
+    except ImportError:
+        # MLflow before 3.5 has no CORS allow-list: it vouches for no origin.
+        return []
+    return list(get_allowed_origins_from_env() or [])
 
+
+def _gate_settings(config: Config, static_prefix: str) -> GateSettings:
     from mlflow_descope_auth.gate import GateSettings
 
     # Origins the operator allowed for credentialed CORS in MLflow itself;
     # only exact entries count (a pattern or `*` never vouches for cookies).
-    allowed = get_allowed_origins_from_env() or []
+    allowed = _mlflow_allowed_origins()
     trusted = frozenset(o.rstrip("/").lower() for o in allowed if "*" not in o)
     secure = config.COOKIE_SECURE
     return GateSettings(
@@ -154,11 +194,13 @@ def _is_mlflow_server_cli() -> bool:
 
 
 def _stop_on_bad_configuration() -> None:
-    """In the `mlflow server` process: one plain line and a non-zero exit on bad configuration."""
+    """In the `mlflow server` process: one plain line and a non-zero exit on bad
+    configuration or an MLflow older than the plugin supports."""
     from mlflow_descope_auth.config import get_config
     from mlflow_descope_auth.exceptions import ConfigurationError
 
     try:
+        check_mlflow_version()
         get_config()
     except ConfigurationError as exc:
         sys.stderr.write(f"ValueError: {exc}\n")

@@ -263,8 +263,17 @@ def _spec(method: str, pattern: str, level: str | None, name: str, source: str) 
 
 
 def _custom_scorers_enabled() -> bool:
+    """Whether MLflow may exec() a custom scorer's source on this host.
+
+    MLflow before 3.17 has no MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS switch to
+    read (and before 3.12 nothing refuses a custom scorer), so without the
+    switch they count as on.
+    """
     variables: Any = importlib.import_module("mlflow.environment_variables")
-    return bool(variables.MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS.get())
+    switch = getattr(variables, "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS", None)
+    if switch is None:
+        return True
+    return bool(switch.get())
 
 
 def _with_extra(routes: list[RouteSpec], extra: list[RouteSpec]) -> list[RouteSpec]:
