@@ -13,7 +13,7 @@ import gzip
 import json
 import socket
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -22,6 +22,9 @@ from e2e_servers import RunningServer
 from mlflow_descope_auth.testing import DescopeEmulator
 
 EMULATOR_OPTIONS = {"project_id": "P2PluginHostileTwo01"}
+# Issue detection refuses to start without a provider key; a placeholder lets
+# it go as far as creating its run.
+SERVER_ENV = {"OPENAI_API_KEY": "placeholder-not-a-key"}
 JSON = "Content-Type: application/json"
 USER_TAG = "mlflow.user"
 
@@ -318,30 +321,44 @@ def test_editor_cannot_retag_mlflow_user_whatever_the_body_encoding(world: World
 # --- Runs the server creates itself --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "MLflow's /genai/evaluate/invoke handler creates its run in the server "
-        "(MlflowClient().create_run) before submitting the job; that run records "
-        "user 'unknown', not the signed-in caller (contract §7). The plugin only "
-        "rewrites CreateRun bodies."
+SERVER_CREATED_RUNS = [
+    (
+        "/ajax-api/3.0/mlflow/genai/evaluate/invoke",
+        {"serialized_scorers": [json.dumps({"name": "any"})]},
     ),
-)
-def test_a_run_the_server_creates_for_an_editor_names_the_editor(world: World, cast: Cast) -> None:
-    body = json.dumps(
-        {
-            "experiment_id": world.experiment_id,
-            "trace_ids": ["tr-00000000000000000000000000000000"],
-            "serialized_scorers": [json.dumps({"name": "any"})],
-        }
-    ).encode()
+    (
+        "/ajax-api/3.0/mlflow/issues/invoke",
+        {"categories": ["quality"], "provider": "openai", "model": "gpt-4o"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "fields"), SERVER_CREATED_RUNS, ids=["evaluate", "issues"])
+def test_a_run_the_server_creates_for_an_editor_names_the_editor(
+    world: World, cast: Cast, path: str, fields: dict[str, object]
+) -> None:
+    """These handlers create their run inside the server (MLflow's tracking
+    client) before the job starts; the job fails here (job execution is off),
+    the run stays. Without attribution it names `unknown` or the server's OS
+    account (contract §7)."""
+    before = {run["info"]["run_id"] for run in _runs(world)}
+    body = {"experiment_id": world.experiment_id, "trace_ids": [f"tr-{'0' * 32}"], **fields}
     send(
         world.server,
         "POST",
-        world.path("/ajax-api/3.0/mlflow/genai/evaluate/invoke"),
+        world.path(path),
         [*world.auth("editor"), JSON],
-        body,
+        json.dumps(body).encode(),
     )
+    made = [run for run in _runs(world) if run["info"]["run_id"] not in before]
+    assert made, "MLflow no longer creates the run before the job starts"
+    for run in made:
+        tags = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+        assert run["info"]["user_id"] == cast.editor.user_id
+        assert tags[USER_TAG] == cast.editor.user_id
+
+
+def _runs(world: World) -> list[dict[str, Any]]:
     reply = send(
         world.server,
         "POST",
@@ -351,11 +368,4 @@ def test_a_run_the_server_creates_for_an_editor_names_the_editor(world: World, c
     )
     runs = reply.json().get("runs", [])
     assert isinstance(runs, list)
-    evaluations = [
-        run
-        for run in runs
-        if any(t["key"] == "mlflow.runType" for t in run["data"].get("tags", []))
-    ]
-    assert evaluations, "MLflow no longer creates the run before the job starts"
-    for run in evaluations:
-        assert run["info"]["user_id"] == cast.editor.user_id
+    return runs
