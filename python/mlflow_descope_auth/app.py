@@ -97,6 +97,7 @@ def create_app(*, middleware: type[AuthenticationMiddleware] | None = None) -> A
 
     LoginViews(core, gate_settings, _login_settings(config, static_prefix)).register(flask_app)
     identity.register_identity_routes(flask_app, static_prefix)
+    identity.attribute_server_created_runs()
 
     fastapi_app = None
     if os.environ.get(SGI_NAME_ENV) == "uvicorn":

@@ -9,6 +9,8 @@ the client, decide whose name a new run carries.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import json
 import logging
@@ -230,6 +232,47 @@ def _replace_body(raw: bytes) -> None:
     environ["CONTENT_LENGTH"] = str(len(raw))
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ.pop("wsgi.input_terminated", None)
+
+
+_ATTRIBUTED = "_mlflow_descope_auth_attributed"
+
+
+def attribute_server_created_runs() -> None:
+    """Make a run MLflow creates inside the server, for a request, name that request's caller.
+
+    Some handlers create their run in-process through MLflow's tracking client
+    instead of through a CreateRun body (`/genai/evaluate/invoke`, issue
+    detection, prompt optimisation); MLflow then records `unknown` or the
+    server's OS account as the run's user (contract §7). Every such run is
+    made by `TrackingServiceClient.create_run`, which takes the user from the
+    `mlflow.user` tag: while a signed-in caller's request runs, that tag is
+    the caller's name. Outside a request (the job runner, scripts) nothing
+    changes. Installing twice is harmless.
+    """
+    module: Any = importlib.import_module("mlflow.tracking._tracking_service.client")
+    client_class = getattr(module, "TrackingServiceClient", None)
+    original = getattr(client_class, "create_run", None)
+    if client_class is None or original is None:
+        logger.warning("MLflow's tracking client has no create_run; runs it makes are unattributed")
+        return
+    if getattr(original, _ATTRIBUTED, False):
+        return
+
+    @functools.wraps(original)
+    def create_run(
+        self: Any,
+        experiment_id: Any,
+        start_time: Any = None,
+        tags: Any = None,
+        run_name: Any = None,
+    ) -> Any:
+        who = current_identity()
+        if who is not None:
+            tags = {**(tags or {}), MLFLOW_USER_TAG: who.username}
+        return original(self, experiment_id, start_time, tags, run_name)
+
+    setattr(create_run, _ATTRIBUTED, True)
+    client_class.create_run = create_run
 
 
 def _json_response(status: int, payload: dict[str, Any]) -> Response:
