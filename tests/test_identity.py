@@ -121,3 +121,53 @@ def test_contextvar_holds_the_admission_only_while_admitted(
     finally:
         identity.release(token)
     assert identity.current_identity() is None
+
+
+class FakeTrackingClient:
+    """Stands in for MLflow's TrackingServiceClient: records what create_run got."""
+
+    def create_run(
+        self, experiment_id: str, start_time: Any = None, tags: Any = None, run_name: Any = None
+    ) -> dict[str, Any]:
+        return {"experiment_id": experiment_id, "tags": tags, "run_name": run_name}
+
+
+def test_server_created_run_names_the_caller_only_inside_a_request(
+    core: Core, descope_emulator: DescopeEmulator
+) -> None:
+    identity._attribute_created_runs(FakeTrackingClient)
+    identity._attribute_created_runs(FakeTrackingClient)  # a second install changes nothing
+    client = FakeTrackingClient()
+
+    outside = client.create_run("1", tags={"mlflow.user": "root"})
+    assert outside["tags"] == {"mlflow.user": "root"}
+
+    who = identity_of(core, descope_emulator, "eve", roles=["mlflow-editor"])
+    token = identity.admit(who)
+    try:
+        positional = client.create_run("1", None, {"mlflow.user": "root", "team": "ml"}, "r")
+        keyword = client.create_run(experiment_id="2", run_name="s")
+    finally:
+        identity.release(token)
+    assert positional == {
+        "experiment_id": "1",
+        "tags": {"mlflow.user": who.username, "team": "ml"},
+        "run_name": "r",
+    }
+    assert keyword == {
+        "experiment_id": "2",
+        "tags": {"mlflow.user": who.username},
+        "run_name": "s",
+    }
+
+
+def test_attribution_leaves_a_client_without_create_run_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class NoCreate:
+        pass
+
+    with caplog.at_level("WARNING", logger="mlflow_descope_auth.identity"):
+        identity._attribute_created_runs(NoCreate)
+    assert not hasattr(NoCreate, "create_run")
+    assert "unattributed" in caplog.text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import io
 import json
 import logging
@@ -250,7 +251,11 @@ def attribute_server_created_runs() -> None:
     changes. Installing twice is harmless.
     """
     module: Any = importlib.import_module("mlflow.tracking._tracking_service.client")
-    client_class = getattr(module, "TrackingServiceClient", None)
+    _attribute_created_runs(getattr(module, "TrackingServiceClient", None))
+
+
+def _attribute_created_runs(client_class: Any) -> None:
+    """Wrap `client_class.create_run` (see `attribute_server_created_runs`)."""
     original = getattr(client_class, "create_run", None)
     if client_class is None or original is None:
         logger.warning("MLflow's tracking client has no create_run; runs it makes are unattributed")
@@ -258,18 +263,21 @@ def attribute_server_created_runs() -> None:
     if getattr(original, _ATTRIBUTED, False):
         return
 
+    signature = inspect.signature(original)
+    if "tags" not in signature.parameters:
+        logger.warning("MLflow's create_run takes no tags; runs it makes are unattributed")
+        return
+
     @functools.wraps(original)
-    def create_run(
-        self: Any,
-        experiment_id: Any,
-        start_time: Any = None,
-        tags: Any = None,
-        run_name: Any = None,
-    ) -> Any:
+    def create_run(*args: Any, **kwargs: Any) -> Any:
         who = current_identity()
-        if who is not None:
-            tags = {**(tags or {}), MLFLOW_USER_TAG: who.username}
-        return original(self, experiment_id, start_time, tags, run_name)
+        if who is None:
+            return original(*args, **kwargs)
+        # Bound by name, so whatever parameters a later MLflow adds pass through.
+        bound = signature.bind(*args, **kwargs)
+        tags = bound.arguments.get("tags") or {}
+        bound.arguments["tags"] = {**tags, MLFLOW_USER_TAG: who.username}
+        return original(*bound.args, **bound.kwargs)
 
     setattr(create_run, _ATTRIBUTED, True)
     client_class.create_run = create_run
