@@ -282,6 +282,25 @@ def test_sec_fetch_site_cross_site_passes_only_for_a_trusted_origin() -> None:
     assert gate.is_cross_site(info, frozenset({"https://other.example"}))
 
 
+@pytest.mark.parametrize(
+    ("method", "requirement", "expected"),
+    [
+        ("POST", "READ", True),
+        ("DELETE", "PUBLIC", True),
+        ("GET", "EDIT", True),
+        ("GET", "MANAGE", True),
+        ("HEAD", "MANAGE", True),
+        ("GET", "READ", False),
+        ("GET", "AUTHENTICATED", False),
+        ("OPTIONS", "READ", False),
+    ],
+)
+def test_unsafe_methods_and_routes_above_read_must_be_same_site(
+    method: str, requirement: str, expected: bool
+) -> None:
+    assert gate.needs_same_site(method, requirement) is expected
+
+
 def test_same_origin_fetch_behind_a_proxy_still_passes() -> None:
     info = request(
         "POST",

@@ -398,6 +398,37 @@ def test_local_page_cannot_pass_the_cross_site_check_with_x_forwarded_host(
     assert response.json()["error_code"] == "PERMISSION_DENIED"
 
 
+@pytest.mark.parametrize(
+    ("fetch_site", "expected"), [("cross-site", 403), ("same-origin", 200), ("none", 200)]
+)
+def test_cookie_get_of_a_route_above_read_must_come_from_this_site(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast, fetch_site: str, expected: int
+) -> None:
+    # SameSite=Lax cookies ride along on a top-level cross-site navigation, and
+    # some GET routes above READ start work (the assistant's stream, the
+    # gateway proxy); listing webhooks (MANAGE) stands in for them.
+    headers = {"Sec-Fetch-Site": fetch_site, **cookie_header(DS=session_for(emu, cast.admin))}
+    response = requests.get(
+        server.url("/ajax-api/2.0/mlflow/webhooks"), headers=headers, timeout=TIMEOUT
+    )
+    assert response.status_code == expected, response.text
+    if expected == 403:
+        assert response.json()["message"] == "cross-site request refused"
+
+
+def test_cookie_get_of_a_read_route_from_another_site_is_served(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast
+) -> None:
+    headers = {"Sec-Fetch-Site": "cross-site", **cookie_header(DS=session_for(emu, cast.viewer))}
+    response = requests.get(
+        server.url("/ajax-api/2.0/mlflow/experiments/get-by-name"),
+        params={"experiment_name": "Default"},
+        headers=headers,
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_session_endpoint_refuses_a_local_page_with_x_forwarded_host(
     server: RunningServer, emu: DescopeEmulator, cast: Cast
 ) -> None:

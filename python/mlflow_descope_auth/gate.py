@@ -39,6 +39,10 @@ logger = logging.getLogger(__name__)
 Route = tuple[str, str]
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Route requirements above reading: a cookie request for one of these must come
+# from this site whatever its method (a few GET routes start work, e.g. the
+# assistant's stream and the gateway proxy).
+ABOVE_READ = frozenset({"EDIT", "MANAGE"})
 # Paths (below the static prefix) that only programs call: never answered with
 # a redirect to the login page, always with JSON.
 API_ROOTS = ("api/", "ajax-api/", "graphql", "gateway/", "v1/")
@@ -185,7 +189,9 @@ class Gate:
             if "authorization" in info.headers:
                 reason += "; on /gateway/* send the MLflow credential in X-MLflow-Authorization"
             return self._unauthenticated(info, reason)
-        if info.method in UNSAFE_METHODS and is_cross_site(info, self._settings.trusted_origins):
+        if needs_same_site(info.method, route[0]) and is_cross_site(
+            info, self._settings.trusted_origins
+        ):
             return forbidden("cross-site request refused")
         return self._admit_cookies(info, route, session_token, refresh_token, blocking=blocking)
 
@@ -390,6 +396,13 @@ def own_origins(info: RequestInfo) -> set[str]:
     if forwarded_host:
         hosts.add(forwarded_host.split(",")[0].strip().lower())
     return {f"{scheme}://{host}" for scheme in schemes for host in hosts if host}
+
+
+def needs_same_site(method: str, requirement: str) -> bool:
+    """Whether a cookie-authenticated request must not come from another site
+    (contract §4): every unsafe method, and any method on a route above READ.
+    SameSite=Lax cookies ride along on a top-level cross-site GET."""
+    return method in UNSAFE_METHODS or requirement in ABOVE_READ
 
 
 def is_cross_site(info: RequestInfo, trusted_origins: frozenset[str] = frozenset()) -> bool:
