@@ -165,6 +165,28 @@ def test_refused_request_never_reaches_the_app(
     assert json.loads(body_of(sent))["error_code"] == "UNAUTHENTICATED"
 
 
+@pytest.mark.parametrize("middleware_class", [AuthenticationMiddleware, RecordingMiddleware])
+@pytest.mark.parametrize("method", ["get", "Get", "options"])
+def test_a_method_not_in_upper_case_is_refused_before_the_app(
+    gate: Gate, middleware_class: type[AuthenticationMiddleware], token: str, method: str
+) -> None:
+    # Starlette compares methods as sent, Werkzeug upper-cases them: the gate
+    # cannot know which route `get` reaches, so it answers 400, as gunicorn does.
+    app = TwoPartApp()
+    middleware = middleware_class(app, gate=gate)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {**http_scope("/open", {"authorization": f"Bearer {token}"}), "method": method}
+    anyio.run(middleware, scope, no_body, send)
+
+    assert not app.called
+    assert sent[0]["status"] == 400
+    assert json.loads(body_of(sent))["error_code"] == "BAD_REQUEST"
+
+
 def test_asgi_gate_decides_on_the_path_starlette_routes_not_a_collapsed_one(
     descope_emulator: DescopeEmulator, token: str
 ) -> None:

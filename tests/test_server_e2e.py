@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import http.client
 import json
 import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -396,6 +398,25 @@ def test_local_page_cannot_pass_the_cross_site_check_with_x_forwarded_host(
     response = requests.post(server.url(path), json=payload, headers=headers, timeout=TIMEOUT)
     assert response.status_code == 403, response.text
     assert response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_method_not_in_upper_case_gets_400_in_both_modes(
+    server: RunningServer, emu: DescopeEmulator, cast: Cast, method: str
+) -> None:
+    # http.client sends the method as given (requests would upper-case it).
+    parts = urlsplit(server.url("/api/2.0/mlflow/experiments/search"))
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+    try:
+        connection.request(
+            method,
+            f"{parts.path}?max_results=1",
+            headers={"Authorization": f"Bearer {session_for(emu, cast.admin)}"},
+        )
+        response = connection.getresponse()
+        assert response.status == 400, response.read()
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize(

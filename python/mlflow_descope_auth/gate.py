@@ -78,6 +78,8 @@ class RequestInfo:
     ) -> RequestInfo:
         """Normalise header names to lower case and parse the cookies once.
 
+        The method is kept as sent: `Gate.evaluate` refuses one that is not
+        upper case rather than guess which route the server will give it.
         Repeated headers are joined as HTTP allows (`, `; `; ` for `Cookie`).
         The path is kept as the server routes it (docs/routes.md): Starlette
         sees `//api/...` as it is while Werkzeug collapses the leading
@@ -94,7 +96,7 @@ class RequestInfo:
             else:
                 joined[key] = value
         return cls(
-            method=method.upper(),
+            method=method,
             path=path if path.startswith("/") else "/" + path,
             query_string=query_string,
             headers=joined,
@@ -161,6 +163,11 @@ class Gate:
         propagates and the caller repeats the call with `blocking=True` off the
         event loop.
         """
+        if info.method != info.method.upper():
+            # Starlette matches methods case-sensitively and Werkzeug
+            # upper-cases them, so `get` may reach a different route than the
+            # table would pick; gunicorn refuses such a request line already.
+            return bad_request("HTTP method must be upper case")
         if is_cors_preflight(info):
             return Outcome()
         route = self._routes.lookup(info.method, info.path)
@@ -472,6 +479,12 @@ def unauthenticated(message: str) -> Outcome:
         ("Cache-Control", "no-store"),
     )
     return Outcome(status=401, headers=headers, body=body)
+
+
+def bad_request(message: str) -> Outcome:
+    body = json_body({"error_code": "BAD_REQUEST", "message": message})
+    headers = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
+    return Outcome(status=400, headers=headers, body=body)
 
 
 def forbidden(message: str, set_cookies: tuple[str, ...] = ()) -> Outcome:
