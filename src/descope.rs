@@ -267,6 +267,15 @@ fn finish(
             Error::RefreshRefused(format!("Descope answered {status}{what}"))
         }
         (400 | 401 | 403, Refusal::AccessKey) => Error::AccessKeyRefused,
+        // Descope answers 4xx for a project it does not know: say where to look,
+        // it is the operator's setting, not an outage.
+        (400 | 401 | 403 | 404, Refusal::KeySet) => Error::unavailable(
+            format!(
+                "Descope refused the key set with {status}{what}; check DESCOPE_PROJECT_ID \
+                 and DESCOPE_BASE_URL"
+            ),
+            retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+        ),
         _ => Error::unavailable(
             format!("Descope answered {status}{what}"),
             retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
@@ -389,6 +398,22 @@ mod tests {
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/v2/keys/P2Test");
         assert_eq!(request.authorization.as_deref(), Some("Bearer P2Test"));
+    }
+
+    #[test]
+    fn key_set_refused_for_the_project_names_the_settings_to_check() {
+        let server = StubServer::start(vec![Reply::json(
+            400,
+            r#"{"errorCode": "E011002", "errorDescription": "bad project"}"#,
+        )]);
+
+        let error = client(&server, 2000).fetch_key_set().unwrap_err();
+
+        let Error::Unavailable { reason, .. } = error else {
+            panic!("expected Unavailable, got {error:?}");
+        };
+        assert!(reason.contains("400 (E011002)"), "{reason}");
+        assert!(reason.contains("DESCOPE_PROJECT_ID"), "{reason}");
     }
 
     #[test]

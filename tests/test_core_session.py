@@ -418,3 +418,17 @@ def test_meets_compares_the_level_with_a_route_requirement(
     for bad in ("NO_PERMISSIONS", "read", ""):
         with pytest.raises(ValueError, match="requirement"):
             session.meets(bad)
+
+
+def test_a_project_descope_does_not_know_is_reported_as_a_setting_to_check(
+    descope_emulator: DescopeEmulator, alice: str
+) -> None:
+    # The emulator, like Descope, answers 4xx for another project's key set:
+    # the server cannot verify anything (503), and the reason names the
+    # settings to check instead of suggesting an outage.
+    core = _core.Core(
+        "P2NoSuchProject0000", base_url=descope_emulator.base_url, http_timeout_seconds=1.0
+    )
+    with pytest.raises(DescopeUnavailableError, match="check DESCOPE_PROJECT_ID") as raised:
+        core.validate_session(descope_emulator.mint_session(alice))
+    assert raised.value.status_code == 503

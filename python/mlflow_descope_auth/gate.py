@@ -178,7 +178,9 @@ class Gate:
         except DescopeRateLimitedError as exc:
             return unavailable(429, exc.retry_after)
         except DescopeUnavailableError as exc:
-            logger.warning("Descope unavailable while checking %s %s", info.method, info.path)
+            logger.warning(
+                "Descope unavailable while checking %s %s: %s", info.method, info.path, exc
+            )
             return unavailable(503, exc.retry_after)
 
     def _admit(self, info: RequestInfo, route: Route, *, blocking: bool) -> Outcome:
