@@ -110,7 +110,10 @@ python - "$host" "$port" <<'PY' || fail "port $port is in use; choose another wi
 import socket, sys
 with socket.socket() as sock:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-    sock.bind((sys.argv[1], int(sys.argv[2])))
+    try:
+        sock.bind((sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        sys.exit(1)  # the line after this script says what to do
 PY
 
 say "starting mlflow server on $url (store in $workdir)"
@@ -156,6 +159,11 @@ MLflow behind Descope sign-in is running (Descope is the local emulator at $DESC
 
   API clients (the MLflow client, curl) use the demo access key (role mlflow-editor):
     export MLFLOW_TRACKING_URI=$url MLFLOW_TRACKING_TOKEN=$access_key
+
+  A demo user's session JWT (viewer here; editor, admin, nobody alike), for
+  MLFLOW_TRACKING_TOKEN or curl -H "Authorization: Bearer <sessionJwt>":
+    curl -s -X POST -H 'Authorization: Bearer $DESCOPE_PROJECT_ID' \\
+      -d '{"loginId": "viewer"}' $DESCOPE_BASE_URL/emulator/flow/sign-up-or-in/login
 
   Logs: $workdir/mlflow.log, $workdir/emulator.log
   Press Ctrl-C to stop (the temporary directory is removed).

@@ -35,6 +35,11 @@ EMULATOR_LINE = re.compile(r"local emulator at http://127\.0\.0\.1:(\d+)\)")
 EXPORT_LINE = re.compile(
     r"export MLFLOW_TRACKING_URI=(\S+) MLFLOW_TRACKING_TOKEN=(\S+)$", re.MULTILINE
 )
+SESSION_CURL = re.compile(
+    r"curl -s -X POST -H 'Authorization: Bearer (\S+)' \\\n\s+"
+    r"-d '(\{.*\})' (http://127\.0\.0\.1:\d+/emulator/flow/\S+/login)$",
+    re.MULTILINE,
+)
 
 
 @dataclass
@@ -168,6 +173,25 @@ def test_demo_serves_the_login_and_the_api_then_ctrl_c_stops_everything(
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
     names = [e.name for e in MlflowClient(tracking_uri=tracking_uri).search_experiments()]
     assert "Default" in names
+
+    # The printed curl line gives a viewer's session JWT: it reads, it cannot create.
+    project, body, flow_url = demo.wait_for(SESSION_CURL, 5).groups()
+    tokens = requests.post(
+        flow_url, data=body, headers={"Authorization": f"Bearer {project}"}, timeout=30
+    )
+    assert tokens.status_code == 200, tokens.text
+    viewer = {"Authorization": f"Bearer {tokens.json()['sessionJwt']}"}
+    search = requests.get(
+        f"{base_url}/api/2.0/mlflow/experiments/search?max_results=1", headers=viewer, timeout=30
+    )
+    assert search.status_code == 200, search.text
+    create = requests.post(
+        f"{base_url}/api/2.0/mlflow/experiments/create",
+        json={"name": "viewer-tries"},
+        headers=viewer,
+        timeout=30,
+    )
+    assert create.status_code == 403, create.text
 
     children = _descendants(demo.process.pid)
     sessions = {sid for _parent, sid, _start in children.values()} | {demo.process.pid}
