@@ -104,6 +104,17 @@ async def stream_through(middleware: Any, app: TwoPartApp, scope: Scope) -> list
     return sent
 
 
+def run_once(middleware: Any, scope: Scope) -> list[Message]:
+    """One request without a body through `middleware`; what it sent back."""
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    anyio.run(middleware, scope, no_body, send)
+    return sent
+
+
 def body_of(messages: list[Message]) -> bytes:
     return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
 
@@ -151,13 +162,7 @@ def test_refused_request_never_reaches_the_app(
     gate: Gate, middleware_class: type[AuthenticationMiddleware]
 ) -> None:
     app = TwoPartApp()
-    middleware = middleware_class(app, gate=gate)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    anyio.run(middleware, http_scope("/stream"), no_body, send)
+    sent = run_once(middleware_class(app, gate=gate), http_scope("/stream"))
 
     assert not app.called
     assert sent[0]["status"] == 401
@@ -173,14 +178,8 @@ def test_a_method_not_in_upper_case_is_refused_before_the_app(
     # Starlette compares methods as sent, Werkzeug upper-cases them: the gate
     # cannot know which route `get` reaches, so it answers 400, as gunicorn does.
     app = TwoPartApp()
-    middleware = middleware_class(app, gate=gate)
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
     scope = {**http_scope("/open", {"authorization": f"Bearer {token}"}), "method": method}
-    anyio.run(middleware, scope, no_body, send)
+    sent = run_once(middleware_class(app, gate=gate), scope)
 
     assert not app.called
     assert sent[0]["status"] == 400
