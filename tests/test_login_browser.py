@@ -172,7 +172,12 @@ def test_editor_signs_in_sees_their_name_creates_an_experiment_and_signs_out(
     screenshot(page, "signed-in-ui")
 
     name = f"browser-{uuid.uuid4().hex[:8]}"
-    assert submit_new_experiment(page, name).status == 200
+    created = submit_new_experiment(page, name)
+    assert created.status == 200
+    # The UI opens the new experiment; going to the list before it has would
+    # race its own navigation.
+    experiment_id = created.json()["experiment_id"]
+    page.wait_for_url(f"**/#/experiments/{experiment_id}**", timeout=30_000)
     page.goto(server.url("/#/experiments"))
     sync_api.expect(experiment_link(page, name)).to_have_text(name, timeout=30_000)
 
