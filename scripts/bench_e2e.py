@@ -44,7 +44,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,10 +56,12 @@ from typing import Any
 
 import requests
 
-# The tests' server command and process-group stopper: the benchmark starts and
+# The tests' server start, health wait and environment: the benchmark starts and
 # stops servers exactly as the end-to-end tests do.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from e2e_servers import server_command, stop_process_group
+from e2e_servers import RunningServer, server_env
+from e2e_servers import start_server as start_e2e_server
+from e2e_servers import wait_healthy as wait_e2e_healthy
 
 START_TIMEOUT = 180.0
 TARGETS = ("descope-auth", "plain", "basic-auth")
@@ -100,70 +101,53 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def basic_header(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 @dataclass
 class Server:
-    """One `mlflow server` process group."""
+    """One `mlflow server` under its benchmark name, and what the load sends it."""
 
     name: str
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+    running: RunningServer
     authorization: str = field(default="", repr=False)
     experiment_id: str = ""
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.running.base_url
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.running.process
 
     def stop(self) -> None:
-        stop_process_group(self.process)
+        self.running.stop()
 
 
 def start_server(name: str, workdir: Path, env: dict[str, str], args: argparse.Namespace) -> Server:
-    workdir.mkdir(parents=True)
-    port = free_port()
-    command = server_command(
-        port, workdir, mode=args.server, workers=args.workers, app_name=APP_NAMES[name]
+    """Started, not yet waited for (`wait_healthy`), so that servers boot side by side."""
+    running = start_e2e_server(
+        workdir,
+        env,
+        mode=args.server,
+        workers=args.workers,
+        app_name=APP_NAMES[name],
+        wait=False,
     )
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Server(name=name, process=process, port=port, log_path=log_path)
+    return Server(name=name, running=running)
 
 
 def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited early:\n{server.log_path.read_text()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{server.base_url}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.25)
-    raise RuntimeError(f"{server.name} did not become healthy:\n{server.log_path.read_text()}")
-
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESCOPE_", "MLFLOW_"))}
-    env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", PYTHONUNBUFFERED="1")
-    return env
+    try:
+        wait_e2e_healthy(server.running, START_TIMEOUT)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{server.name}: {exc}") from None
 
 
 def basic_auth_config(path: Path, admin_password: str, cache_ttl: int) -> Path:
@@ -187,19 +171,19 @@ def server_envs(emulator: Any, root: Path, cache_ttl: int) -> tuple[dict[str, di
     cached = basic_auth_config(root / "basic_auth_cached.ini", admin_password, cache_ttl)
     envs = {
         "descope-auth": dict(
-            base_env(),
+            server_env(),
             DESCOPE_PROJECT_ID=emulator.project_id,
             DESCOPE_BASE_URL=emulator.base_url,
             DESCOPE_WEB_COMPONENT_URL=emulator.web_component_url,
         ),
-        "plain": base_env(),
+        "plain": server_env(),
         "basic-auth": dict(
-            base_env(),
+            server_env(),
             MLFLOW_AUTH_CONFIG_PATH=str(config),
             MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
         ),
         BASIC_CACHED: dict(
-            base_env(),
+            server_env(),
             MLFLOW_AUTH_CONFIG_PATH=str(cached),
             MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
         ),

@@ -33,16 +33,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_env() -> dict[str, str]:
+    """The caller's environment without its DESCOPE_*/MLFLOW_* settings, job
+    execution off (it starts worker processes no test needs), output unbuffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESCOPE_", "MLFLOW_"))}
+    env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", PYTHONUNBUFFERED="1")
+    return env
+
+
 def descope_env(emulator: Any, **overrides: str) -> dict[str, str]:
     """The environment of a server that trusts `emulator`, without the caller's DESCOPE_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESCOPE_", "MLFLOW_"))}
+    env = server_env()
     env.update(
         DESCOPE_PROJECT_ID=emulator.project_id,
         DESCOPE_BASE_URL=emulator.base_url,
         DESCOPE_WEB_COMPONENT_URL=emulator.web_component_url,
         DESCOPE_HTTP_TIMEOUT_SECONDS="3",
-        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
-        PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
     return {k: v for k, v in env.items() if v != ""}
@@ -133,9 +139,11 @@ def start_server(
     workers: int = 1,
     static_prefix: str = "",
     sgi_opts: str = "",
+    app_name: str | None = "descope-auth",
     wait: bool = True,
 ) -> RunningServer:
-    """`sgi_opts` go to gunicorn or uvicorn (`--gunicorn-opts`/`--uvicorn-opts`)."""
+    """`sgi_opts` go to gunicorn or uvicorn (`--gunicorn-opts`/`--uvicorn-opts`);
+    `app_name` None starts MLflow without `--app-name`."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / f"server-{port}.log"
@@ -148,6 +156,7 @@ def start_server(
                 workers=workers,
                 static_prefix=static_prefix,
                 sgi_opts=sgi_opts,
+                app_name=app_name,
             ),
             cwd=workdir,
             env=env,
