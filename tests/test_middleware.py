@@ -255,6 +255,21 @@ def whoami_app() -> flask.Flask:
     return app
 
 
+def ask_whoami(asgi: Any, token: str, base_url: str) -> httpx.Response:
+    """`GET /whoami` through `asgi` with `token`, and a forged `X-Username` the
+    bridge must ignore."""
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            return await client.get(
+                "/whoami",
+                headers={"Authorization": f"Bearer {token}", "X-Username": "mallory"},
+            )
+
+    return anyio.run(ask)
+
+
 def test_identity_crosses_the_wsgi_bridge_in_the_contextvar(gate: Gate, token: str) -> None:
     from mlflow.server.fastapi_app import _EfficientWSGIMiddleware
 
@@ -262,15 +277,7 @@ def test_identity_crosses_the_wsgi_bridge_in_the_contextvar(gate: Gate, token: s
     install_flask_bridge(flask_app)
     asgi = AuthenticationMiddleware(_EfficientWSGIMiddleware(flask_app), gate=gate)
 
-    async def ask() -> httpx.Response:
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://mlflow.test") as client:
-            return await client.get(
-                "/whoami",
-                headers={"Authorization": f"Bearer {token}", "X-Username": "mallory"},
-            )
-
-    response = anyio.run(ask)
+    response = ask_whoami(asgi, token, "http://mlflow.test")
 
     assert response.status_code == 200
     body = response.json()

@@ -10,20 +10,17 @@ from __future__ import annotations
 import importlib
 import sys
 from importlib import metadata
-from typing import Any
 
-import anyio
-import flask
-import httpx
 import pytest
 
-from mlflow_descope_auth import app, identity
+from mlflow_descope_auth import app
 from mlflow_descope_auth import route_table as rt
 from mlflow_descope_auth._core import Core, RouteTable
 from mlflow_descope_auth.exceptions import ConfigurationError
 from mlflow_descope_auth.gate import Gate, GateSettings
 from mlflow_descope_auth.middleware import AuthenticationMiddleware, install_flask_bridge
 from mlflow_descope_auth.testing import DescopeEmulator
+from test_middleware import ask_whoami, whoami_app
 
 SCORERS_SWITCH = "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"
 
@@ -134,30 +131,13 @@ def test_identity_crosses_the_flask_mount_of_the_installed_mlflow(
     descope_emulator.create_user("reader", roles=["mlflow-viewer"])
     token = str(descope_emulator.mint_session("reader"))
 
-    flask_app = flask.Flask("whoami")
-
-    @flask_app.route("/whoami")
-    def whoami() -> dict[str, Any]:
-        current = identity.current_identity()
-        return {
-            "g": flask.g.get("mlflow_authenticated_user"),
-            "contextvar": current.username if current else None,
-        }
-
+    flask_app = whoami_app()
     install_flask_bridge(flask_app)
     asgi = AuthenticationMiddleware(
         create_fastapi_app(flask_app), gate=Gate(core, table, GateSettings())
     )
 
-    async def ask() -> httpx.Response:
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            return await client.get(
-                "/whoami",
-                headers={"Authorization": f"Bearer {token}", "X-Username": "mallory"},
-            )
-
-    response = anyio.run(ask)
+    response = ask_whoami(asgi, token, "http://localhost")
 
     assert response.status_code == 200, response.text
     body = response.json()
