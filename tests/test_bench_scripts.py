@@ -21,9 +21,11 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
-def run_script(name: str, *args: str, timeout: float) -> dict[str, Any]:
+def run_script(name: str, *args: str, tmp_path: Path, timeout: float) -> dict[str, Any]:
+    """Runs a benchmark script; its report, printed last and also written with `--json`."""
+    written = tmp_path / "report.json"
     process = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / name), *args],
+        [sys.executable, str(SCRIPTS / name), *args, f"--json={written}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -38,6 +40,7 @@ def run_script(name: str, *args: str, timeout: float) -> dict[str, Any]:
         process.wait()
     assert process.returncode == 0, stderr[-4000:]
     report: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    assert json.loads(written.read_text()) == report
     return report
 
 
@@ -48,10 +51,9 @@ def test_bench_memory_reports_samples_within_the_bounds(tmp_path: Path) -> None:
         "--sample-every=100",
         "--small-entries=50",
         "--small-bytes=131072",
-        f"--json={tmp_path / 'memory.json'}",
+        tmp_path=tmp_path,
         timeout=240,
     )
-    assert json.loads((tmp_path / "memory.json").read_text()) == report
     assert report["tokens"] == 300
     default, small = report["configs"]
     for config in (default, small):
@@ -76,10 +78,9 @@ def test_bench_e2e_reports_every_server_without_errors(tmp_path: Path) -> None:
         "--workers=1",
         "--connections=2",
         f"--client={client}",
-        f"--json={tmp_path / 'e2e.json'}",
+        tmp_path=tmp_path,
         timeout=540,
     )
-    assert json.loads((tmp_path / "e2e.json").read_text()) == report
     assert report["config"]["client"] == client
     servers = report["summary"]["servers"]
     assert set(servers) == {"descope-auth", "plain", "basic-auth"}
@@ -96,10 +97,9 @@ def test_bench_overhead_reports_both_apps_without_errors(tmp_path: Path) -> None
         "bench_overhead.py",
         "--rounds=2",
         "--requests=5",
-        f"--json={tmp_path / 'overhead.json'}",
+        tmp_path=tmp_path,
         timeout=300,
     )
-    assert json.loads((tmp_path / "overhead.json").read_text()) == report
     assert report["errors"] == 0
     assert len(report["rounds"]) == 2
     assert set(report["us_per_request_median"]) == {"descope-auth", "plain"}
