@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import http.client
 import json
 import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -33,6 +31,7 @@ from e2e_helpers import (
 from e2e_servers import RunningServer
 from mlflow_descope_auth.cookies import CHUNK_SIZE
 from mlflow_descope_auth.testing import DescopeEmulator
+from test_hostile2_e2e import send
 
 PROJECT_ID = "P2PluginEndToEnd01"
 EVIL = "https://evil.example"
@@ -404,19 +403,14 @@ def test_local_page_cannot_pass_the_cross_site_check_with_x_forwarded_host(
 def test_a_method_not_in_upper_case_gets_400_in_both_modes(
     server: RunningServer, emu: DescopeEmulator, cast: Cast, method: str
 ) -> None:
-    # http.client sends the method as given (requests would upper-case it).
-    parts = urlsplit(server.url("/api/2.0/mlflow/experiments/search"))
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
-    try:
-        connection.request(
-            method,
-            f"{parts.path}?max_results=1",
-            headers={"Authorization": f"Bearer {session_for(emu, cast.admin)}"},
-        )
-        response = connection.getresponse()
-        assert response.status == 400, response.read()
-    finally:
-        connection.close()
+    # Sent as given (requests would upper-case the method).
+    reply = send(
+        server,
+        method,
+        server.prefix + "/api/2.0/mlflow/experiments/search?max_results=1",
+        [f"Authorization: Bearer {session_for(emu, cast.admin)}"],
+    )
+    assert reply.status == 400, reply.body
 
 
 @pytest.mark.parametrize(
